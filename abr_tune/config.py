@@ -44,10 +44,8 @@ class DataConfig:
 @dataclass
 class LoaderConfig:
     batch_size: int = 32  # recordings per optimiser step
-    num_workers: int = 0  # DataLoader workers (data lives in memory; 0 is fastest here)
     shuffle: bool = True  # shuffle the train split each epoch
     drop_last: bool = True  # drop the last incomplete train batch
-    pin_memory: bool = True  # pinned host memory (only used on CUDA)
 
 
 @dataclass
@@ -218,7 +216,16 @@ def all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
     return keys
 
 
+# Keys of the original pipeline that have no meaning here: say why instead of guessing.
+_RETIRED_KEYS = {
+    "loader.num_workers": "the dataset is held on the training device, so there are no loader workers",
+    "loader.pin_memory": "the dataset is copied to the training device once, so there is nothing to pin",
+}
+
+
 def _unknown_key_message(key: str) -> str:
+    if key in _RETIRED_KEYS:
+        return f"config key '{key}' is not used by abr-tune ({_RETIRED_KEYS[key]}); remove it"
     leaf = key.rsplit(".", 1)[-1]
     keys = all_keys()
     close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
@@ -264,6 +271,11 @@ def load_config(path: str | Path | None = None, overrides: str | dict | None = N
         raw = {}
     if not isinstance(raw, dict):
         raise UserError(f"'{path}' must hold a mapping of config sections")
+    return config_from_raw(raw, overrides)
+
+
+def config_from_raw(raw: dict[str, Any], overrides: str | dict | None = None) -> TrainConfig:
+    """Apply overrides (a "k: v, ..." string or a dict of dotted keys) to a raw dict and validate."""
     if overrides:
         parsed = parse_overrides(overrides) if isinstance(overrides, str) else overrides
         raw = apply_overrides(raw, parsed)
@@ -343,7 +355,6 @@ def validate(cfg: TrainConfig) -> None:
     _check(d.synthetic.n_subjects >= 3 and d.synthetic.recordings_per_subject >= 1,
            "data.synthetic needs n_subjects >= 3 and recordings_per_subject >= 1")
     _check(cfg.loader.batch_size >= 1, f"loader.batch_size must be >= 1, got {cfg.loader.batch_size}")
-    _check(cfg.loader.num_workers >= 0, "loader.num_workers must be >= 0")
     _check(m.d_model >= 1 and m.n_layers >= 1 and m.n_heads >= 1 and m.ff_mult >= 1,
            "model.d_model, n_layers, n_heads and ff_mult must be >= 1")
     _check(m.d_model % m.n_heads == 0,

@@ -1,0 +1,124 @@
+"""Validation and sampling with the EMA weights: `val/mse_v` on a fixed draw, DDIM sample metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import TrainConfig, from_dict
+from .data import ABRArrays, Normaliser, prepare_splits
+from .diffusion import Schedule, q_sample, v_target
+from .metrics import reference_latencies, sample_metrics
+from .sampler import ddim_sample
+
+
+@dataclass
+class SplitTensors:
+    """One split on the training device: normalised (N, 1, T) signals and (N, 4) static."""
+
+    arrays: ABRArrays
+    x_start: torch.Tensor
+    static: torch.Tensor
+
+    @classmethod
+    def build(cls, arrays: ABRArrays, normaliser: Normaliser, device: torch.device) -> "SplitTensors":
+        x = torch.as_tensor(normaliser.encode_signals(arrays.signals), dtype=torch.float32)
+        s = torch.as_tensor(normaliser.encode_static(arrays.static), dtype=torch.float32)
+        return cls(arrays, x.unsqueeze(1).to(device), s.to(device))
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+
+@dataclass
+class FixedDraw:
+    """A seeded (t, noise) per example so every epoch and every trial scores the same problem."""
+
+    t: torch.Tensor
+    noise: torch.Tensor
+
+    @classmethod
+    def make(cls, n: int, num_steps: int, seed: int, length: int, device: torch.device) -> "FixedDraw":
+        gen = torch.Generator().manual_seed(seed)
+        t = torch.randint(0, num_steps, (n,), generator=gen)
+        noise = torch.randn(n, 1, length, generator=gen)
+        return cls(t.to(device), noise.to(device))
+
+
+@torch.no_grad()
+def mse_v(model, schedule: Schedule, split: SplitTensors, draw: FixedDraw, batch_size: int, autocast) -> float:
+    """Mean v-prediction MSE over the split on the fixed draw (model in eval mode)."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for lo in range(0, len(split), batch_size):
+        x0 = split.x_start[lo : lo + batch_size]
+        t, noise = draw.t[lo : lo + batch_size], draw.noise[lo : lo + batch_size]
+        x_t = q_sample(schedule, x0, t, noise)
+        with autocast():
+            v_pred = model(x_t, t, split.static[lo : lo + batch_size])
+        total += float(((v_pred.float() - v_target(schedule, x0, t, noise)) ** 2).sum())
+    model.train(was_training)
+    return total / (len(split) * split.x_start.shape[-1])
+
+
+def pick_reference_indices(arrays: ABRArrays, n: int, seed: int) -> np.ndarray:
+    """`n` examples spread across intensities (sorted by intensity) so figures show the range."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(arrays.static[:, 1], kind="stable")
+    n = min(n, len(order))
+    positions = np.linspace(0, len(order) - 1, n).round().astype(int)
+    jitter = rng.integers(0, max(1, len(order) // (2 * n) + 1), size=n)
+    return order[np.clip(positions + jitter, 0, len(order) - 1)]
+
+
+@torch.no_grad()
+def generate_uv(model, schedule: Schedule, static: torch.Tensor, cfg: TrainConfig, normaliser: Normaliser,
+                seed: int, autocast, cfg_scale: float | None = None) -> np.ndarray:
+    """DDIM samples for normalised `static` (B, 4), decoded to µV as (B, T) numpy."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=static.device).manual_seed(seed)
+    scale = cfg.diffusion.cfg_scale if cfg_scale is None else cfg_scale
+    with autocast():
+        x0 = ddim_sample(model, schedule, static, steps=cfg.diffusion.sample_steps, eta=cfg.diffusion.ddim_eta,
+                         cfg_scale=scale, generator=gen)
+    model.train(was_training)
+    return normaliser.decode_signals(x0.float().squeeze(1).cpu().numpy())
+
+
+def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray, cfg: TrainConfig,
+                 normaliser: Normaliser, autocast) -> tuple[dict[str, float], np.ndarray]:
+    """Generate for the conditions at `idx`; return sample metrics and the generated µV waveforms."""
+    static = split.static[torch.as_tensor(idx, device=split.static.device)]
+    generated = generate_uv(model, schedule, static, cfg, normaliser, cfg.trainer.val_seed, autocast)
+    reference = split.arrays.signals[idx]
+    ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], cfg.data.sample_rate_hz)
+    return sample_metrics(generated, reference, ref_latency, cfg.data.sample_rate_hz), generated
+
+
+def evaluate_checkpoint(checkpoint_path: str | Path, *, split: str = "test", config: TrainConfig | None = None,
+                        num_examples: int = 64, arrays: ABRArrays | None = None) -> dict[str, Any]:
+    """Score a checkpoint's EMA weights on a split: `<split>/mse_v` and DDIM sample metrics."""
+    from .train import autocast_factory, build_model, load_training_state, resolve_device
+
+    state = load_training_state(checkpoint_path)
+    cfg = config or from_dict(state["config"])
+    device = resolve_device(cfg.device)
+    model = build_model(cfg, state, device, use_ema=True)
+    normaliser = Normaliser.from_state_dict(state["normaliser"])
+    splits = prepare_splits(cfg.data, arrays)
+    data = SplitTensors.build(getattr(splits, split), normaliser, device)
+    schedule = Schedule.cosine(cfg.diffusion.num_train_steps).to(device)
+    autocast = autocast_factory(cfg, device)
+    draw = FixedDraw.make(len(data), cfg.diffusion.num_train_steps, cfg.trainer.val_seed, data.x_start.shape[-1],
+                          device)
+    metrics = {f"{split}/mse_v": mse_v(model, schedule, data, draw, 4 * cfg.loader.batch_size, autocast)}
+    idx = pick_reference_indices(data.arrays, num_examples, cfg.trainer.val_seed)
+    sampled, _ = sample_round(model, schedule, data, idx, cfg, normaliser, autocast)
+    metrics.update(sampled)
+    return metrics

@@ -1,0 +1,24 @@
+"""How a caller (Ray Tune, a notebook, a test) watches train_abr and hands it a checkpoint.
+
+train_abr knows nothing about its caller: it calls `report` once per epoch with the epoch's
+metrics and a directory holding that epoch's full checkpoint (`CHECKPOINT_FILE`), and asks
+`restore_dir` once at start for a directory to resume from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+CHECKPOINT_FILE = "checkpoint.pt"  # the file inside every reported checkpoint directory
+
+
+class Reporter(Protocol):
+    def restore_dir(self) -> Path | None:
+        """A directory holding CHECKPOINT_FILE to resume from, or None to start fresh."""
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        """Receive one epoch's metrics and its checkpoint directory (valid during the call).
+
+        `checkpoint_dir` is None only when a run diverges before any good checkpoint exists.
+        """

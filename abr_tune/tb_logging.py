@@ -1,0 +1,64 @@
+"""TensorBoard output of a run: the exact tags of DESIGN §6, figures in µV against ms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+from .config import TrainConfig
+from .data import ABRArrays
+from .plots import GENERATED_COLOR, REFERENCE_COLOR, spectrogram_grid, waveform_grid
+
+STEP_TAGS = {
+    "total": "train/loss_total",
+    "mse_v": "train/loss_main_mse_v",
+    "stft": "train/loss_stft",
+    "grad_norm": "train/grad_norm",
+}
+
+
+class RunLogger:
+    """Writes scalars per step and per epoch, and sample figures, to `<run_dir>` event files."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None):
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+
+    def step_scalars(self, step: int, losses: dict[str, float], lr: float) -> None:
+        for key, tag in STEP_TAGS.items():
+            self.writer.add_scalar(tag, losses[key], step)
+        self.writer.add_scalar("train/lr", lr, step)
+
+    def epoch_scalars(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        """Epoch metrics against the epoch number (val/*, epoch/*, sample/*)."""
+        for tag, value in metrics.items():
+            if tag != "epoch" and tag != "train/lr":
+                self.writer.add_scalar(tag, value, epoch)
+        self.writer.flush()
+
+    def sample_figures(self, epoch: int, generated_uv: np.ndarray, reference: ABRArrays, cfg: TrainConfig) -> None:
+        """Generated, reference and overlaid waveforms (and spectrograms when viz.plot_spectrogram)."""
+        sr, static = cfg.data.sample_rate_hz, reference.static
+        figures = {
+            "samples/waveforms_generated": waveform_grid(
+                [(generated_uv, "generated (EMA, DDIM)", GENERATED_COLOR)], static, sr,
+                f"Generated ABRs, epoch {epoch}"),
+            "samples/waveforms_reference": waveform_grid(
+                [(reference.signals, "reference", REFERENCE_COLOR)], static, sr, "Reference ABRs"),
+            "samples/waveforms_comparison": waveform_grid(
+                [(reference.signals, "reference", REFERENCE_COLOR), (generated_uv, "generated", GENERATED_COLOR)],
+                static, sr, f"Generated vs reference, epoch {epoch}"),
+        }
+        if cfg.viz.plot_spectrogram:
+            figures["samples/spectrogram_generated"] = spectrogram_grid(
+                generated_uv, static, sr, f"Generated spectrograms, epoch {epoch}")
+            figures["samples/spectrogram_reference"] = spectrogram_grid(
+                reference.signals, static, sr, "Reference spectrograms")
+        for tag, fig in figures.items():
+            self.writer.add_figure(tag, fig, epoch, close=True)
+        plt.close("all")
+
+    def close(self) -> None:
+        self.writer.close()
