@@ -223,12 +223,18 @@ _RETIRED_KEYS = {
 }
 
 
+# Common names from other tools for keys this schema spells differently.
+_ALIASES = {"learning_rate": "lr", "epochs": "max_epochs", "num_epochs": "max_epochs", "bs": "batch_size",
+            "timesteps": "num_train_steps", "num_layers": "n_layers", "num_heads": "n_heads"}
+
+
 def _unknown_key_message(key: str) -> str:
     if key in _RETIRED_KEYS:
         return f"config key '{key}' is not used by abr-tune ({_RETIRED_KEYS[key]}); remove it"
-    leaf = key.rsplit(".", 1)[-1]
+    section, _, leaf = key.rpartition(".")
     keys = all_keys()
-    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+    alias = [k for k in keys if leaf in _ALIASES and k.rsplit(".", 1)[-1] == _ALIASES[leaf]]
+    close = [k for k in alias if k.startswith(section)][:1] or difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
     if not close:
         close = [k for k in keys if k.rsplit(".", 1)[-1] == leaf][:1]
     if not close:

@@ -25,7 +25,7 @@ class SplitTensors:
     static: torch.Tensor
 
     @classmethod
-    def build(cls, arrays: ABRArrays, normaliser: Normaliser, device: torch.device) -> "SplitTensors":
+    def build(cls, arrays: ABRArrays, normaliser: Normaliser, device: torch.device) -> SplitTensors:
         x = torch.as_tensor(normaliser.encode_signals(arrays.signals), dtype=torch.float32)
         s = torch.as_tensor(normaliser.encode_static(arrays.static), dtype=torch.float32)
         return cls(arrays, x.unsqueeze(1).to(device), s.to(device))
@@ -42,7 +42,7 @@ class FixedDraw:
     noise: torch.Tensor
 
     @classmethod
-    def make(cls, n: int, num_steps: int, seed: int, length: int, device: torch.device) -> "FixedDraw":
+    def make(cls, n: int, num_steps: int, seed: int, length: int, device: torch.device) -> FixedDraw:
         gen = torch.Generator().manual_seed(seed)
         t = torch.randint(0, num_steps, (n,), generator=gen)
         noise = torch.randn(n, 1, length, generator=gen)

@@ -14,9 +14,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -167,7 +168,8 @@ def _setup(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -> R
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     steps_per_epoch = _steps_per_epoch(len(train), cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(cfg, steps_per_epoch * cfg.trainer.max_epochs))
+    total_steps = steps_per_epoch * cfg.trainer.max_epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(cfg, total_steps))
     fp16 = o.amp and o.amp_dtype == "fp16" and device.type == "cuda"
     run = Run(
         cfg=cfg, device=device, model=model, ema=EMA(model, o.ema_decay), optimizer=optimizer,
@@ -445,8 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog='example: python -m abr_tune.train --config configs/cpu.yaml --override "optim.lr: 3e-4"',
     )
     p.add_argument("--config", help="YAML train config (default: built-in defaults = configs/train.yaml)")
-    p.add_argument("--override", help='comma-separated "key: value" pairs, e.g. "optim.lr: 1e-4, trainer.max_epochs: 300"')
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (_last.pt); uses its config unless --config is given")
+    p.add_argument("--override",
+                   help='comma-separated "key: value" pairs, e.g. "optim.lr: 1e-4, trainer.max_epochs: 300"')
+    p.add_argument("--resume", metavar="CKPT",
+                   help="continue from a checkpoint (_last.pt); uses its config unless --config is given")
     return p
 
 

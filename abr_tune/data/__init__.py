@@ -1,0 +1,31 @@
+"""Data: the embedded simulator, user-file readers, patient-level split and normaliser (DESIGN §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import DataConfig
+from .arrays import ABRArrays
+from .normalise import Normaliser
+from .readers import load_arrays
+from .split import split_by_patient
+from .synthetic import simulate
+
+__all__ = ["ABRArrays", "simulate", "load_arrays", "split_by_patient", "Normaliser", "prepare_splits", "Splits"]
+
+
+@dataclass
+class Splits:
+    """Patient-disjoint splits in raw units, and the normaliser fitted on `train`."""
+
+    train: ABRArrays
+    val: ABRArrays
+    test: ABRArrays
+    normaliser: Normaliser
+
+
+def prepare_splits(cfg: DataConfig, arrays: ABRArrays | None = None) -> Splits:
+    """Load (unless `arrays` is given), split by patient with cfg.split/split_seed, fit on train."""
+    arrays = load_arrays(cfg) if arrays is None else arrays
+    train, val, test = (arrays.subset(idx) for idx in split_by_patient(arrays.patient_id, cfg.split, cfg.split_seed))
+    return Splits(train, val, test, Normaliser.fit(train.signals, train.static))

@@ -1,0 +1,112 @@
+"""Invertible normalisation fitted on the train split and stored in checkpoints (DESIGN §4).
+
+Signals: one global mean/std (µV). Static: FMP is clipped at 0 and compressed with log1p
+(its tail reaches ~1500), then every column is standardised. Works on numpy arrays and
+torch tensors; `state_dict()` holds plain floats and lists (torch.load weights_only=True).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import STATIC_NAMES
+from ..errors import UserError
+
+STD_FLOOR = 1e-6  # a constant column (e.g. one intensity only) encodes to 0, not inf
+LOG1P_COLUMN = STATIC_NAMES.index("fmp")
+
+
+@dataclass
+class Normaliser:
+    """Fitted statistics: signals by a scalar mean/std, static per column after log1p(FMP)."""
+
+    signal_mean: float
+    signal_std: float
+    static_mean: list[float]
+    static_std: list[float]
+
+    @classmethod
+    def fit(cls, signals: np.ndarray, static: np.ndarray) -> Normaliser:
+        """Fit on the train split: signals (N, T) µV, static (N, 4) raw units."""
+        signals = np.asarray(signals, dtype=np.float64)
+        compressed = np.array(static, dtype=np.float64)
+        compressed[:, LOG1P_COLUMN] = np.log1p(np.clip(compressed[:, LOG1P_COLUMN], 0, None))
+        return cls(
+            signal_mean=float(signals.mean()),
+            signal_std=float(max(signals.std(), STD_FLOOR)),
+            static_mean=[float(v) for v in compressed.mean(axis=0)],
+            static_std=[float(max(v, STD_FLOOR)) for v in compressed.std(axis=0)],
+        )
+
+    def encode_signals(self, signals: Any) -> Any:
+        """µV → model units."""
+        return (signals - self.signal_mean) / self.signal_std
+
+    def decode_signals(self, encoded: Any) -> Any:
+        """Model units → µV (exact inverse of encode_signals)."""
+        return encoded * self.signal_std + self.signal_mean
+
+    def encode_static(self, static: Any) -> Any:
+        """(…, 4) raw units → standardised, FMP through log1p first."""
+        xp, work = _working_copy(static)
+        work[..., LOG1P_COLUMN] = xp.log1p(xp.clip(work[..., LOG1P_COLUMN], 0, None))
+        mean, std = self._static_stats(work)
+        return _cast_like((work - mean) / std, static)
+
+    def decode_static(self, encoded: Any) -> Any:
+        """Standardised → (…, 4) raw units; exact inverse of encode_static for FMP >= 0."""
+        xp, work = _working_copy(encoded)
+        mean, std = self._static_stats(work)
+        work = work * std + mean
+        work[..., LOG1P_COLUMN] = xp.expm1(work[..., LOG1P_COLUMN])
+        return _cast_like(work, encoded)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain Python floats and lists only, safe for torch.load(weights_only=True)."""
+        return {
+            "signal_mean": self.signal_mean,
+            "signal_std": self.signal_std,
+            "static_mean": list(self.static_mean),
+            "static_std": list(self.static_std),
+            "static_names": list(STATIC_NAMES),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> Normaliser:
+        """Rebuild from `state_dict()` output (e.g. read back from a checkpoint)."""
+        if list(state.get("static_names", STATIC_NAMES)) != list(STATIC_NAMES):
+            raise UserError(f"the checkpoint's normaliser has static columns {state['static_names']}, "
+                            f"this abr-tune expects {list(STATIC_NAMES)}; re-train with this version")
+        return cls(
+            signal_mean=float(state["signal_mean"]),
+            signal_std=float(state["signal_std"]),
+            static_mean=[float(v) for v in state["static_mean"]],
+            static_std=[float(v) for v in state["static_std"]],
+        )
+
+    def _static_stats(self, like: Any) -> tuple[Any, Any]:
+        if isinstance(like, np.ndarray):
+            return np.asarray(self.static_mean), np.asarray(self.static_std)
+        import torch
+
+        return (torch.as_tensor(self.static_mean, dtype=like.dtype, device=like.device),
+                torch.as_tensor(self.static_std, dtype=like.dtype, device=like.device))
+
+
+def _working_copy(x: Any) -> tuple[Any, Any]:
+    """(namespace, copy): numpy works in float64; torch (imported only for tensors) in x's dtype."""
+    if isinstance(x, np.ndarray):
+        return np, np.array(x, dtype=np.float64)
+    import torch
+
+    return torch, x.clone()
+
+
+def _cast_like(out: Any, like: Any) -> Any:
+    """Give numpy results the input's float dtype (float32 in, float32 out)."""
+    if isinstance(like, np.ndarray) and like.dtype.kind == "f":
+        return out.astype(like.dtype, copy=False)
+    return out

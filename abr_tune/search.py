@@ -1,0 +1,415 @@
+"""`python -m abr_tune.search`: Ray Tune drives train_abr with Optuna TPE and ASHA (DESIGN §7).
+
+The only module (with search_report.py) that imports Ray Tune. A trial is a thin adapter
+over train_abr: `TuneReporter` turns each epoch into one `tune.report` with a checkpoint
+and hands `tune.get_checkpoint()` back to train_abr when Tune restarts or resumes a trial.
+Everything a user can get wrong is checked before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .config import TrainConfig, apply_overrides, from_dict, parse_overrides
+from .errors import UserError, cli_entry, fail
+from .search_report import report, short_name
+from .space import SearchSpace, check_settings, load_space
+
+SPACE_FILE = "space.yaml"  # the resolved space (inline base, flags applied): what --resume reads
+STUDY_FILE = "optuna.db"  # the Optuna study (SQLite), readable by optuna-dashboard
+TRIAL_SUMMARY_FILE = "train_summary.json"  # train_abr's summary, written in each finished trial dir
+# --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
+SMOKE_OVERRIDES = {
+    "data.synthetic.n_subjects": 12, "data.synthetic.recordings_per_subject": 4,
+    "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.ff_mult": 2,
+    "loader.batch_size": 16, "diffusion.sample_steps": 5, "trainer.max_epochs": 2,
+    "trainer.sample_every_epochs": 2, "viz.num_samples": 2, "viz.plot_spectrogram": False,
+    "advanced.lr_warmup_steps": 0,
+}
+SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
+ADDRESS_TIMEOUT_S = 3.0
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `abr-tune: error:` line and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        fail(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = CliParser(prog="python -m abr_tune.search", description=(
+        "Search train_abr hyperparameters with Ray Tune: Optuna TPE proposes, ASHA stops weak "
+        "trials early. Flags override the space file."))
+    p.add_argument("--space", help="search-space YAML (e.g. search_spaces/lr_stft.yaml)")
+    p.add_argument("--num-samples", type=int, help="number of trials")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--max-epochs", type=int, help="epochs a trial may run (ASHA max_t)")
+    p.add_argument("--name", help="experiment name (default: <space>-<date>-<time>)")
+    p.add_argument("--storage-path", default="runs/search",
+                   help="where experiments go: a path (shared on multi-node) or URI (default runs/search)")
+    p.add_argument("--address", help="existing Ray cluster: auto, host:port or ray://host:port "
+                   "(default: start a local one)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPU cores reserved per trial")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (0.25: 4 per GPU)")
+    p.add_argument("--resume", metavar="EXPERIMENT_DIR",
+                   help="continue an interrupted search in this experiment directory")
+    p.add_argument("--override", help='train config overrides for every trial: "optim.amp: false, ..."')
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="Ray dashboard interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--dashboard-port", type=int, default=8265, help="Ray dashboard port (default 8265)")
+    p.add_argument("--smoke-test", action="store_true", help="tiny model and data, 4 trials of 2 epochs")
+    p.add_argument("--metric", help="metric to optimise (default from the space: val/mse_v)")
+    p.add_argument("--seed", type=int, help="sampler seed (default from the space)")
+    return p
+
+
+# ---------------------------------------------------------------- planning (no Ray)
+
+@dataclass
+class Experiment:
+    """Where an experiment lives and the resolved space it runs."""
+
+    space: SearchSpace
+    name: str
+    storage_path: str  # absolute local path or URI
+
+    @property
+    def path(self) -> str:
+        return f"{self.storage_path.rstrip('/')}/{self.name}"
+
+    @property
+    def local_dir(self) -> Optional[Path]:
+        return None if "://" in self.storage_path else Path(self.path)
+
+    @property
+    def study_db(self) -> Path:
+        """The study sits in the experiment dir; for URI storage, in a local runs/ dir."""
+        return (self.local_dir or Path("runs/search_studies").resolve() / self.name) / STUDY_FILE
+
+
+def plan_new(args: argparse.Namespace) -> Experiment:
+    """Resolve space + flags into a validated experiment; raises UserError, starts nothing."""
+    if not args.space:
+        raise UserError("--space is required (e.g. --space search_spaces/lr_stft.yaml), or --resume DIR")
+    space = load_space(args.space)
+    base = space.base_raw()
+    if args.smoke_test:
+        base = apply_overrides(base, SMOKE_OVERRIDES)
+    if args.override:
+        base = apply_overrides(base, parse_overrides(args.override))
+    base_cfg = from_dict(_absolute_data_path(base))
+    space = _apply_flags(space, args, base_cfg)
+    space.check(base_cfg.to_dict(), seed=space.search.seed)
+    name = args.name or f"{Path(args.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp = Experiment(space, _check_name(name), _storage_path(args.storage_path))
+    if exp.local_dir is not None and exp.local_dir.exists():
+        raise UserError(f"experiment '{exp.path}' already exists; pass --resume {exp.path} to continue it "
+                        "or --name to start a new one")
+    return exp
+
+
+def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainConfig) -> SearchSpace:
+    smoke = SMOKE_SETTINGS if args.smoke_test else {}
+    pick = lambda flag, key, current: flag if flag is not None else smoke.get(key, current)  # noqa: E731
+    max_t = pick(args.max_epochs, "max_t", space.scheduler.max_t or base_cfg.trainer.max_epochs)
+    scheduler = dataclasses.replace(space.scheduler, max_t=max_t,
+                                    grace_period=min(pick(None, "grace_period", space.scheduler.grace_period), max_t))
+    resources = dataclasses.replace(
+        space.resources,
+        cpus_per_trial=pick(args.cpus_per_trial, "", space.resources.cpus_per_trial),
+        gpus_per_trial=pick(args.gpus_per_trial, "", space.resources.gpus_per_trial))
+    search = dataclasses.replace(space.search, seed=pick(args.seed, "", space.search.seed))
+    resolved = dataclasses.replace(
+        space, base_config=None, base=base_cfg.to_dict(), overrides={}, scheduler=scheduler,
+        resources=resources, search=search, metric=pick(args.metric, "", space.metric),
+        num_samples=pick(args.num_samples, "num_samples", space.num_samples),
+        max_concurrent=pick(args.max_concurrent, "max_concurrent", space.max_concurrent))
+    check_settings(resolved)
+    return resolved
+
+
+def _absolute_data_path(raw: dict[str, Any]) -> dict[str, Any]:
+    """Trials run in their own working directories: pin a relative data.path to the CWD."""
+    path = (raw.get("data") or {}).get("path")
+    if isinstance(path, str) and path and not Path(path).is_absolute():
+        return apply_overrides(raw, {"data.path": str(Path(path).resolve())})
+    return raw
+
+
+def _check_name(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise UserError(f"--name {name!r} must be a plain directory name (no '/')")
+    return name
+
+
+def _storage_path(value: str) -> str:
+    return value if "://" in value else str(Path(value).expanduser().resolve())
+
+
+def plan_resume(args: argparse.Namespace) -> Experiment:
+    """The experiment in --resume DIR, after checking it is one; search-shaping flags are refused."""
+    path = Path(args.resume).expanduser().resolve()
+    if not (path / SPACE_FILE).is_file() or not _can_restore(path):
+        raise UserError(f"'{args.resume}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
+                        "pass the experiment directory printed when the search started")
+    fixed = [f for f in ("space", "num_samples", "max_concurrent", "max_epochs", "cpus_per_trial", "gpus_per_trial",
+                         "override", "metric", "seed", "name") if getattr(args, f) is not None]
+    if fixed or args.smoke_test:
+        shown = ", ".join("--" + f.replace("_", "-") for f in fixed + (["smoke_test"] if args.smoke_test else []))
+        raise UserError(f"{shown} cannot change a search being resumed; it continues with the settings in "
+                        f"{path / SPACE_FILE}")
+    return Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent))
+
+
+def _can_restore(path: Path) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(path))
+
+
+def check_address(address: Optional[str]) -> Optional[str]:
+    """Fail fast (bounded time) when --address names a cluster that cannot be reached."""
+    if address is None:
+        return None
+    target = _discover_auto() if address == "auto" else address
+    host_port = target.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r} must be auto, host:port or ray://host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot reach the Ray cluster at {host_port} ({err.strerror or err}); start it with "
+                        "`ray start --head` or fix --address") from None
+    return address
+
+
+def _discover_auto() -> str:
+    """Where `--address auto` points: $RAY_ADDRESS or the head started on this machine."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    current = Path("/tmp/ray/ray_current_cluster")
+    if current.is_file() and current.read_text().strip():
+        return current.read_text().strip()
+    raise UserError("--address auto found no running Ray cluster on this machine; start one with "
+                    "`ray start --head`, or leave out --address to start a local one")
+
+
+# ---------------------------------------------------------------- the trial
+
+class TuneReporter:
+    """train_abr's Reporter inside a Tune trial: one `tune.report` per epoch."""
+
+    def __init__(self) -> None:
+        import ray
+
+        self._node_id = ray.get_runtime_context().get_node_id()
+
+    def restore_dir(self) -> Optional[Path]:
+        from ray import tune
+
+        checkpoint = tune.get_checkpoint()
+        return Path(checkpoint.to_directory()) if checkpoint else None
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[Path]) -> None:
+        from ray import tune
+
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        tune.report({**metrics, "node_id": self._node_id}, checkpoint=checkpoint)
+
+
+def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None) -> None:
+    """The Tune trainable: Optuna's params → a TrainConfig → train_abr in this trial's dir."""
+    from ray import tune
+
+    from .train import train_abr
+
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    cfg = from_dict(apply_overrides(space.base, {**space.resolve(config), **trial_overrides(space, trial_dir)}))
+    summary = train_abr(cfg, TuneReporter(), arrays=arrays)
+    (trial_dir / TRIAL_SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+
+
+def trial_overrides(space: SearchSpace, trial_dir: Path) -> dict[str, Any]:
+    """What every trial sets: its own log dir, the search's epochs, threads = its CPUs."""
+    r = space.resources
+    device = space.base.get("device", "auto")
+    if device == "auto":
+        device = "cuda" if r.gpus_per_trial > 0 else "cpu"  # never use a GPU Tune did not reserve
+    return {"log_dir": str(trial_dir), "exp_name": "train", "device": device,
+            "trainer.max_epochs": space.scheduler.max_t, "trainer.progress": False,
+            "advanced.torch_threads": max(1, math.floor(r.cpus_per_trial))}
+
+
+# ---------------------------------------------------------------- Ray
+
+def start_ray(args: argparse.Namespace, address: Optional[str]) -> None:
+    import ray
+
+    if address is None:
+        if args.dashboard_host not in ("127.0.0.1", "localhost"):
+            print(f"abr-tune: warning: the Ray dashboard listens on {args.dashboard_host}:{args.dashboard_port}; "
+                  "anyone who can reach that port can run code on this machine", file=sys.stderr)
+        ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host,
+                       dashboard_port=args.dashboard_port)
+    else:
+        ctx = ray.init(address=address)
+    url = ctx.dashboard_url
+    if url:
+        print(f"Ray dashboard: http://{url}  (token auth: the page asks for the token that "
+              "`ray get-auth-token` prints, also in ~/.ray/auth_token; API clients send "
+              "'Authorization: Bearer <token>')", flush=True)
+    else:
+        print("Ray dashboard: not running (install ray[default] to get it)", flush=True)
+
+
+def check_resources(space: SearchSpace) -> None:
+    """Refuse a search whose trials could never be scheduled on this cluster."""
+    import ray
+
+    have = ray.cluster_resources()
+    r = space.resources
+    for key, need in (("CPU", r.cpus_per_trial), ("GPU", r.gpus_per_trial)):
+        if need > have.get(key, 0):
+            raise UserError(f"each trial asks for {need:g} {key} but the Ray cluster has {have.get(key, 0):g}; "
+                            f"lower --{key.lower()}s-per-trial")
+
+
+def trainable(space: SearchSpace, arrays: Any) -> Any:
+    from ray import tune
+
+    r = space.resources
+    fn = tune.with_parameters(run_trial, space=space, arrays=arrays)
+    return tune.with_resources(fn, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
+
+
+def new_tuner(exp: Experiment, arrays: Any) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = exp.space
+    s.bind(from_dict(s.base))
+    if s.search.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=s.search.seed, n_startup_trials=s.search.n_startup_trials)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=s.search.seed)
+    exp.study_db.parent.mkdir(parents=True, exist_ok=True)
+    searcher = OptunaSearch(
+        space=s.define_by_run, metric=s.metric, mode=s.mode, sampler=sampler, study_name=exp.name,
+        storage=optuna.storages.RDBStorage(f"sqlite:///{exp.study_db}"),
+        points_to_evaluate=s.points_to_evaluate(from_dict(s.base)) or None)
+    # Trials end by themselves at max_t (trainer.max_epochs), so train_abr writes its summary.
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=s.scheduler.max_t, grace_period=s.scheduler.grace_period,
+                              reduction_factor=s.scheduler.reduction_factor, stop_last_trials=False)
+    return tune.Tuner(
+        trainable(s, arrays),
+        tune_config=tune.TuneConfig(
+            metric=s.metric, mode=s.mode, search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+            scheduler=scheduler, num_samples=s.num_samples, trial_name_creator=trial_name,
+            trial_dirname_creator=trial_dirname),
+        run_config=run_config(exp))
+
+
+def trial_name(trial: Any) -> str:
+    """`<id> lr=0.001 stft_weight=0.15`: Tune's live table shows names, not searcher params."""
+    params = " ".join(f"{short_name(k)}={_fmt(v)}" for k, v in (trial.config or {}).items())
+    return f"{trial.trial_id} {params}".strip()
+
+
+def trial_dirname(trial: Any) -> str:
+    """`trial_<id>_lr=0.001,stft_weight=0.15`: TensorBoard lists runs by these names."""
+    params = ",".join(f"{short_name(k)}={_fmt(v)}" for k, v in (trial.config or {}).items())
+    return re.sub(r"[^\w.=,+-]", "", f"trial_{trial.trial_id}_{params}")[:120]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value).replace(" ", "")
+
+
+def run_config(exp: Experiment) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=exp.name, storage_path=exp.storage_path,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=exp.space.metric,
+                                                checkpoint_score_order=exp.space.mode),
+        failure_config=tune.FailureConfig(max_failures=2), verbose=1)
+
+
+def load_arrays(space: SearchSpace) -> Any:
+    """Load the dataset once for the object store, unless trials search data.* keys."""
+    if any(k.startswith("data.") for p in space.params for k in p.keys):
+        return None
+    from .data import load_arrays as load
+
+    return load(from_dict(space.base).data)
+
+
+# ---------------------------------------------------------------- main
+
+@cli_entry
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Tune warns whenever checkpoints outpace its state snapshots; with epochs of seconds they do.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    exp = plan_resume(args) if args.resume else plan_new(args)
+    address = check_address(args.address)
+    arrays = load_arrays(exp.space)
+    started = time.time()
+    start_ray(args, address)
+    try:
+        check_resources(exp.space)
+        if args.resume:
+            from ray import tune
+
+            print(f"Resuming experiment {exp.path}", flush=True)
+            tuner = tune.Tuner.restore(exp.path, trainable=trainable(exp.space, arrays),
+                                       resume_unfinished=True, resume_errored=True)
+        else:
+            _write_space(exp)
+            tuner = new_tuner(exp, arrays)
+        results = tuner.fit()
+        report(exp, results, wall_time_sec=time.time() - started, resumed=bool(args.resume))
+    finally:
+        import ray
+
+        ray.shutdown()
+    return 0
+
+
+def _write_space(exp: Experiment) -> None:
+    print(f"Experiment: {exp.path}\nOptuna study: {exp.study_db} (study '{exp.name}')", flush=True)
+    text = "# Resolved search space of this experiment (flags applied); --resume reads it.\n"
+    text += yaml.safe_dump(exp.space.to_dict(), sort_keys=False)
+    if exp.local_dir is None:
+        import pyarrow.fs
+
+        fs, root = pyarrow.fs.FileSystem.from_uri(exp.path)
+        fs.create_dir(root)
+        with fs.open_output_stream(f"{root}/{SPACE_FILE}") as out:
+            out.write(text.encode())
+        return
+    exp.local_dir.mkdir(parents=True)
+    (exp.local_dir / SPACE_FILE).write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny CPU config that trains in seconds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "seed": 3,
+    "device": "cpu",
+    "data": {"synthetic": {"n_subjects": 24, "recordings_per_subject": 6}},
+    "loader": {"batch_size": 16},
+    "model": {"d_model": 32, "n_layers": 1, "n_heads": 4, "ff_mult": 2, "dropout": 0.1},
+    "diffusion": {"num_train_steps": 100, "sample_steps": 5},
+    "optim": {"lr": 2e-3, "amp": False, "ema_decay": 0.9},
+    "trainer": {"max_epochs": 3, "sample_every_epochs": 1, "save_every_epochs": 1, "keep_last_k": 2,
+                "log_every_steps": 1, "progress": False},
+    "viz": {"num_samples": 4},
+    "advanced": {"lr_warmup_steps": 5, "torch_threads": 1},
+}
+
+
+def tiny_config(tmp_path: Path, **sections) -> dict:
+    """The tiny config as a raw dict, logging under tmp_path; `sections` update top-level sections."""
+    import copy
+
+    raw = copy.deepcopy(TINY)
+    raw["log_dir"] = str(tmp_path / "runs")
+    raw["exp_name"] = "tiny"
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return raw
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return tiny_config(tmp_path)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m <args>` as a user would; returns the completed process (text output)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
+    """Exit 2, one `abr-tune: error:` line naming the problem, no traceback."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in lines if line.startswith("abr-tune: error:")]
+    assert len(errors) == 1, lines
+    assert fragment in errors[0], errors[0]
