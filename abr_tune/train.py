@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checkpoint import CheckpointManager, load_checkpoint, save_atomic
@@ -329,8 +330,8 @@ def _sample(run: Run, logger: RunLogger, sample_idx, metrics: dict[str, float]) 
         sampled, generated = sample_round(run.model, run.schedule, run.val, sample_idx, run.cfg, run.normaliser,
                                           run.autocast)
     metrics.update(sampled)
-    n = run.cfg.viz.num_samples
-    logger.sample_figures(run.epoch, generated[:n], run.val.arrays.subset(sample_idx[:n]), run.cfg)
+    shown = np.linspace(0, len(sample_idx) - 1, min(run.cfg.viz.num_samples, len(sample_idx))).round().astype(int)
+    logger.sample_figures(run.epoch, generated[shown], run.val.arrays.subset(sample_idx[shown]), run.cfg)
 
 
 def _save(run: Run, ckpts: CheckpointManager, improved: bool, reporter: Reporter | None,

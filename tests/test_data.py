@@ -247,14 +247,14 @@ def _write_text(name: str, text: str):
     return write
 
 
-BAD_INPUTS = {
+BAD_INPUTS = {  # case: (writer, fragment the one-line message must contain)
     "T=199": (_bad_npz(signals=lambda a: a.signals[:, :199]), "signals have 199 samples per recording"),
     "T=201": (_bad_npz(signals=lambda a: np.pad(a.signals, ((0, 0), (0, 1)))), "201 samples"),
     "NaN row": (_bad_npz(signals=_with_nan(3, np.nan)), "NaN or Inf in 1 recording(s) (0-based rows 3)"),
     "Inf row": (_bad_npz(signals=_with_nan(5, np.inf)), "rows 5"),
     "3 static columns": (_bad_npz(static=lambda a: a.static[:, :3]), "static has 3 columns; abr-tune needs 4"),
     "mismatched N": (_bad_npz(patient_id=lambda a: a.patient_id[:-2]), "'patient_id' has 16 rows but signals has 18"),
-    "NaN static": (_bad_npz(static=_static_nan), "static values are NaN or Inf in 1 recording(s) (0-based rows 4)"),
+    "NaN static": (_bad_npz(static=_static_nan), "static values (rate) are NaN or Inf in 1 recording(s) (0-based"),
     "missing key": (_bad_npz(static=None), "has no 'static' array"),
     "object ids": (_bad_npz(patient_id=lambda a: np.array([{"id": 1}] * len(a), dtype=object)), "Python objects"),
     "corrupt npz": (_write_text("bad.npz", "not a zip"), "not a valid .npz"),

@@ -97,12 +97,12 @@ class Normaliser:
 
 
 def _working_copy(x: Any) -> tuple[Any, Any]:
-    """(namespace, copy): numpy works in float64; torch (imported only for tensors) in x's dtype."""
-    if isinstance(x, np.ndarray):
-        return np, np.array(x, dtype=np.float64)
-    import torch
+    """(namespace, copy): tensors stay torch in their dtype; anything else becomes float64 numpy."""
+    if type(x).__module__.partition(".")[0] == "torch":
+        import torch  # only when a tensor is passed: numpy callers never pay torch's import
 
-    return torch, x.clone()
+        return torch, x.clone()
+    return np, np.array(x, dtype=np.float64)
 
 
 def _cast_like(out: Any, like: Any) -> Any:

@@ -12,6 +12,7 @@ Deterministic per seed; fully vectorised (one numpy pass over all recordings).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..config import SEQUENCE_LENGTH
 from ..peaks import measure_peak
@@ -25,7 +26,9 @@ REFERENCE_RATE = 11.1  # clicks/s at which the 80 dB norms apply (lowest clinica
 # Latency-intensity function: Elberling et al. 2010 report wave V at 5.88 / 6.59 / 7.60 ms
 # for 60 / 40 / 20 dB nHL. Their level *differences* (0.71 ms from 60 to 40 dB, 1.01 ms
 # from 40 to 20 dB) fix an exponential B*exp(-I/C), anchored at 5.75 ms at 80 dB: the slope
-# grows as intensity falls (0.021 ms/dB at 80 dB, 0.036 at 50, 0.050 at 30 dB).
+# grows as intensity falls (0.021 ms/dB at 80 dB, 0.036 at 50, 0.050 at 30 dB; a linear fit
+# over 30–80 dB gives 0.034 ms/dB). Their absolute values run ~0.4 ms earlier than this
+# curve (another lab's calibration); the two published sets cannot both be met exactly.
 LATENCY_DECAY_DB = 20.0 / np.log(1.01 / 0.71)  # C ≈ 56.8 dB
 LATENCY_GAIN_MS = 0.71 / (np.exp(-40.0 / LATENCY_DECAY_DB) - np.exp(-60.0 / LATENCY_DECAY_DB))  # B ≈ 4.84
 # Extra delay near the subject's own threshold (the function steepens there).
@@ -60,7 +63,9 @@ INTENSITY_GRID_DB = np.arange(0.0, 101.0, 5.0)  # clinical 5 dB steps over 0–1
 RATE_RANGE = (11.1, 49.1)  # clicks/s
 
 
-def wave_latencies_ms(intensity_db, age_years, rate_hz, threshold_db) -> np.ndarray:
+def wave_latencies_ms(
+    intensity_db: ArrayLike, age_years: ArrayLike, rate_hz: ArrayLike, threshold_db: ArrayLike
+) -> np.ndarray:
     """Model latencies (ms) of waves I, II, III, IV, V, shape (..., 5); no individual offset."""
     intensity, age, rate, threshold = (
         a[..., None] for a in np.broadcast_arrays(*map(np.asarray, (intensity_db, age_years, rate_hz, threshold_db)))
@@ -73,12 +78,14 @@ def wave_latencies_ms(intensity_db, age_years, rate_hz, threshold_db) -> np.ndar
     return ADULT_80DB_MS + level + near + rate_delay + _maturation_delay_ms(age)
 
 
-def wave_v_latency_ms(intensity_db, age_years, rate_hz, threshold_db) -> np.ndarray:
+def wave_v_latency_ms(
+    intensity_db: ArrayLike, age_years: ArrayLike, rate_hz: ArrayLike, threshold_db: ArrayLike
+) -> np.ndarray:
     """Model wave V latency (ms) before the individual offset; see `wave_latencies_ms`."""
     return wave_latencies_ms(intensity_db, age_years, rate_hz, threshold_db)[..., -1]
 
 
-def wave_amplitudes_uv(intensity_db, rate_hz, threshold_db) -> np.ndarray:
+def wave_amplitudes_uv(intensity_db: ArrayLike, rate_hz: ArrayLike, threshold_db: ArrayLike) -> np.ndarray:
     """Nominal peak-to-trough sizes (µV) of waves I–V, shape (..., 5); 0 below threshold."""
     sensation = (np.asarray(intensity_db) - np.asarray(threshold_db))[..., None]
     growth = 1.0 - np.exp(-np.clip(sensation - WAVE_ONSET_SL_DB, 0.0, None) / AMPLITUDE_GROWTH_DB)
@@ -87,7 +94,7 @@ def wave_amplitudes_uv(intensity_db, rate_hz, threshold_db) -> np.ndarray:
     return np.where(sensation >= 0, WAVE_AMPLITUDE_UV * growth * rate_factor, 0.0)
 
 
-def wave_v_amplitude_uv(intensity_db, rate_hz, threshold_db) -> np.ndarray:
+def wave_v_amplitude_uv(intensity_db: ArrayLike, rate_hz: ArrayLike, threshold_db: ArrayLike) -> np.ndarray:
     """Nominal wave V peak-to-trough amplitude (µV) before the individual scale; 0 below threshold."""
     return wave_amplitudes_uv(intensity_db, rate_hz, threshold_db)[..., -1]
 
@@ -114,6 +121,8 @@ def simulate(
     # response window (the whole 10 ms epoch), here from the known noise-free response.
     fmp = clean.var(axis=1) / noise_rms**2
 
+    # Ground truth with the picker's own definition, on the noise-free trace near the model
+    # latency; NaN when wave V falls past the epoch (slow infants near threshold, <1%).
     nominal_v = latency[:, -1]
     v_lat, v_amp = measure_peak(clean, sample_rate_hz, nominal_v - 0.5, nominal_v + 0.5)
     v_lat, v_amp = np.where(present, v_lat, np.nan), np.where(present, v_amp, np.nan)
@@ -136,7 +145,7 @@ def _maturation_delay_ms(age_years: np.ndarray) -> np.ndarray:
     return wave_i + central * central_share
 
 
-def _draw_subjects(rng: np.random.Generator, n: int):
+def _draw_subjects(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
     """Age (years), threshold (dB nHL), latency offset (ms) and amplitude scale per subject."""
     # Clinical ABR cohorts are mostly infants: 70% 0–3 y (skewed to newborns), 10% children
     # 3–18 y, 20% adults 18–75 y.
@@ -150,7 +159,7 @@ def _draw_subjects(rng: np.random.Generator, n: int):
     return age, threshold, offset_ms, scale
 
 
-def _draw_recordings(rng: np.random.Generator, n_subjects: int, r: int):
+def _draw_recordings(rng: np.random.Generator, n_subjects: int, r: int) -> tuple[np.ndarray, np.ndarray]:
     """An intensity series per subject (distinct 5 dB levels while they last) and click rates."""
     order = rng.random((n_subjects, INTENSITY_GRID_DB.size)).argsort(axis=1)
     levels = order[:, np.arange(r) % INTENSITY_GRID_DB.size]
