@@ -35,7 +35,7 @@ class DataConfig:
     allow_pickle: bool = False  # opt in to reading the original pipeline's joblib pickle
     sample_rate_hz: float = 20000.0  # 200 samples at 20 kHz = 10 ms
     sequence_length: int = SEQUENCE_LENGTH  # must be 200; other lengths are rejected
-    static_order: list[str] = field(default_factory=lambda: list(STATIC_NAMES))  # static columns
+    static_order: list[str] = field(default_factory=lambda: list(STATIC_NAMES))  # static column order in files
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test by patient
     split_seed: int = 42  # seed of the patient-level split
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -121,7 +121,7 @@ class VizConfig:
 @dataclass
 class AdvancedConfig:
     cfg_dropout_prob: float = 0.1  # per-sample probability of the null condition
-    lr_scheduler: Literal["cosine", "constant"] = "cosine"  # after warm-up
+    lr_scheduler: Literal["cosine", "constant"] = "cosine"  # lr after warm-up: cosine decay or constant
     lr_warmup_steps: int = 1000  # linear warm-up steps
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
     torch_threads: int = 0  # torch CPU threads (0 = leave torch's default)

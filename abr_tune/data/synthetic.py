@@ -117,9 +117,10 @@ def simulate(
     clean = _render(t_ms, latency, amplitude)  # zero where absent (amplitude 0)
     noise_rms = np.exp(rng.uniform(*np.log(NOISE_RMS_UV), size=intensity.shape))
     noise = _coloured_noise(rng, intensity.shape[0], sample_rate_hz) * noise_rms[:, None]
-    # Fmp (Don & Elberling): response variance over residual-noise variance in the
-    # response window (the whole 10 ms epoch), here from the known noise-free response.
-    fmp = clean.var(axis=1) / noise_rms**2
+    # Fmp (Don & Elberling): variance of the averaged waveform over the residual-noise
+    # variance in the response window (the whole 10 ms epoch) = 1 + response/noise variance,
+    # so a noise-only recording scores ~1 and ~3.1 means 99% confidence of a response.
+    fmp = 1.0 + clean.var(axis=1) / noise_rms**2
 
     # Ground truth with the picker's own definition, on the noise-free trace near the model
     # latency; NaN when wave V falls past the epoch (slow infants near threshold, <1%).
