@@ -133,3 +133,22 @@ def test_sample_cli_writes_png_and_npz(finished_run, tmp_path):
     assert data["signals_uv"].shape == (3, 200) and np.isfinite(data["signals_uv"]).all()
     assert data["time_ms"][-1] == pytest.approx(9.95)
     np.testing.assert_allclose(data["static"][0], [30, 80, 21.1, 3], rtol=1e-5)
+
+
+def test_early_stopping_honours_patience(tmp_path):
+    # lr ~ 0: the weights never change, so val/mse_v never improves after epoch 1.
+    summary = train_abr(tiny_config(tmp_path, optim={"lr": 1e-30}, trainer={"max_epochs": 6, "early_stop_patience": 2,
+                                                                           "sample_every_epochs": 10}))
+    assert summary["status"] == "early_stopped" and summary["epochs_run"] == 3 and summary["best_epoch"] == 1
+
+
+def test_lr_schedule_warms_up_then_follows_a_cosine():
+    from abr_tune.config import from_dict
+    from abr_tune.train import lr_multiplier
+
+    cfg = from_dict({"advanced": {"lr_warmup_steps": 10, "min_lr_ratio": 0.1}})
+    f = lr_multiplier(cfg, total_steps=110)
+    assert [round(f(s), 3) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]
+    assert f(60) == pytest.approx(0.1 + 0.9 * 0.5) and f(110) == pytest.approx(0.1)
+    const = lr_multiplier(from_dict({"advanced": {"lr_warmup_steps": 0, "lr_scheduler": "constant"}}), 100)
+    assert const(0) == const(99) == 1.0
