@@ -185,6 +185,10 @@ def _setup(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -> R
     return run
 
 
+def _samples_per_epoch(run: Run) -> int:
+    return min(len(run.train), _steps_per_epoch(len(run.train), run.cfg) * run.cfg.loader.batch_size)
+
+
 def _steps_per_epoch(n: int, cfg: TrainConfig) -> int:
     bs = cfg.loader.batch_size
     return n // bs if cfg.loader.drop_last else math.ceil(n / bs)
@@ -293,14 +297,15 @@ def _loop(run: Run, ckpts: CheckpointManager, logger: RunLogger, reporter: Repor
                 train_loss = train_epoch(run, logger, progress)
             except Diverged:
                 return _diverged(run, ckpts, reporter)
+        train_time = time.perf_counter() - started
         run.epoch += 1
         metrics = {"epoch": float(run.epoch), "epoch/train_loss_avg": train_loss,
-                   "train/lr": run.scheduler.get_last_lr()[0]}
+                   "train/lr": run.scheduler.get_last_lr()[0],
+                   "epoch/samples_per_sec": _samples_per_epoch(run) / train_time}
         improved = _validate(run, metrics)
         if run.epoch % cfg.trainer.sample_every_epochs == 0 or run.epoch == cfg.trainer.max_epochs:
             _sample(run, logger, sample_idx, metrics)
         metrics["epoch/time_sec"] = time.perf_counter() - started
-        metrics["epoch/samples_per_sec"] = len(_epoch_batches(run)) * cfg.loader.batch_size / metrics["epoch/time_sec"]
         run.history.append(metrics)
         logger.epoch_scalars(run.epoch, run.step, metrics)
         _save(run, ckpts, improved, reporter, metrics)
