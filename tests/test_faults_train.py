@@ -1,0 +1,114 @@
+"""Faults injected into standalone training: Ctrl-C, a crash mid-checkpoint, hostile checkpoint files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, assert_user_error, run_cli, tiny_config
+
+from abr_tune.checkpoint import load_checkpoint, save_atomic
+from abr_tune.errors import UserError
+
+
+def _write_config(tmp_path: Path, **sections) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path, **sections)))
+    return path
+
+
+def test_sigint_writes_a_last_checkpoint_and_says_how_to_resume(tmp_path):
+    cfg = _write_config(tmp_path, trainer={"max_epochs": 200, "progress": True, "sample_every_epochs": 100})
+    last = tmp_path / "runs/tiny/checkpoints/tiny_last.pt"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "abr_tune.train", "--config", str(cfg)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert last.exists(), "no epoch finished in time"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert f"resume with: python -m abr_tune.train --resume {last}" in out
+    state = load_checkpoint(last)
+    assert state["epoch"] >= 1
+    more = f"trainer.max_epochs: {state['epoch'] + 1}"
+    resumed = run_cli("abr_tune.train", "--resume", str(last), "--override", more)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert load_checkpoint(last)["epoch"] == state["epoch"] + 1
+
+
+_CRASH_IN_RENAME = """
+import os, sys
+import abr_tune.checkpoint as ckpt
+calls = {"n": 0}
+real_replace = os.replace
+def crash_on_second_save(src, dst):
+    calls["n"] += 1
+    if str(dst).endswith("_last.pt") and calls["n"] > 1:
+        os.kill(os.getpid(), 9)  # SIGKILL between the write and the rename
+    return real_replace(src, dst)
+ckpt.os.replace = crash_on_second_save
+from abr_tune.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_between_write_and_rename_leaves_the_previous_checkpoint_intact(tmp_path):
+    cfg = _write_config(tmp_path, trainer={"max_epochs": 3, "sample_every_epochs": 100})
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", _CRASH_IN_RENAME, "--config", str(cfg)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    ckpt_dir = tmp_path / "runs/tiny/checkpoints"
+    assert load_checkpoint(ckpt_dir / "tiny_last.pt")["epoch"] == 1  # the good epoch-1 file
+    assert load_checkpoint(ckpt_dir / "tiny_best.pt")["epoch"] == 1
+    assert list(ckpt_dir.glob(".tiny_last.pt.*.tmp")), "the torn temp file stays aside, never under the real name"
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "x_last.pt"
+    save_atomic({"model": {}, "config": {}, "epoch": 1}, path)
+
+    def refuse(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError):
+        save_atomic({"model": {}, "config": {}, "epoch": 2}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned_by_checkpoint",))
+
+
+def test_malicious_pickle_in_a_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "x": _Payload()}, bad)
+    with pytest.raises(UserError, match="corrupt, truncated or not an abr-tune checkpoint"):
+        load_checkpoint(bad)
+    assert not (tmp_path / "pwned_by_checkpoint").exists() and not Path("pwned_by_checkpoint").exists()
+    assert_user_error(run_cli("abr_tune.train", "--resume", str(bad), cwd=tmp_path), "not an abr-tune checkpoint")
+    assert not (tmp_path / "pwned_by_checkpoint").exists()
+
+
+def test_checkpoint_from_an_incompatible_model(tmp_path):
+    from abr_tune.train import train_abr
+
+    summary = train_abr(tiny_config(tmp_path, trainer={"max_epochs": 1, "sample_every_epochs": 5}))
+    other = _write_config(tmp_path / "other", model={"d_model": 64, "n_heads": 4})
+    proc = run_cli("abr_tune.train", "--config", str(other), "--resume", summary["last_checkpoint"])
+    assert_user_error(proc, "checkpoint was trained with a different model")
