@@ -60,18 +60,23 @@ def waveform_grid(
     return fig
 
 
+def _power_db(signal_uv: np.ndarray, n_fft: int = 32, hop: int = 4) -> np.ndarray:
+    """Hann-windowed short-time magnitude in dB re 1 µV, (freq, frames)."""
+    padded = np.pad(signal_uv, n_fft // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * np.hanning(n_fft)
+    return 20 * np.log10(np.abs(np.fft.rfft(frames, axis=-1)).T + 1e-4)
+
+
 def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, title: str) -> Figure:
     """Short-time magnitude (dB) of each waveform, frequency in kHz against time in ms."""
     n = len(signals_uv)
     fig, axes = _grid(n)
-    n_fft, hop = 32, 4
-    window = np.hanning(n_fft)
+    powers = [_power_db(row) for row in signals_uv]
+    vmax = max(float(p.max()) for p in powers)
+    extent = (0.0, signals_uv.shape[1] / sample_rate_hz * 1000, 0.0, sample_rate_hz / 2000)
     for i, ax in enumerate(axes.flat[:n]):
-        padded = np.pad(signals_uv[i], n_fft // 2, mode="reflect")
-        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * window
-        power_db = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=-1)).T + 1e-4)
-        extent = (0.0, len(signals_uv[i]) / sample_rate_hz * 1000, 0.0, sample_rate_hz / 2000)
-        ax.imshow(power_db, origin="lower", aspect="auto", extent=extent, cmap="magma")
+        image = ax.imshow(powers[i], origin="lower", aspect="auto", extent=extent, cmap="magma",
+                          vmin=vmax - 60, vmax=vmax)  # one 60 dB colour scale for every panel
         ax.set_title(condition_label(static_raw[i]), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes[-1]:
@@ -80,4 +85,5 @@ def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate
         ax.set_ylabel("frequency (kHz)", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01).set_label("magnitude (dB re 1 µV)", fontsize=8)
     return fig
