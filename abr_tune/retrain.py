@@ -23,9 +23,11 @@ RESULT_FILE = "retrain_result.json"
 def build_parser() -> CliParser:
     p = CliParser(prog="python -m abr_tune.retrain", description=(
         "Re-train the best trial of a search at full length and evaluate it on the test split."))
-    p.add_argument("--experiment", required=True, help="the search's experiment directory (holds best_config.yaml)")
-    p.add_argument("--max-epochs", type=int, help="epochs to train (default: the base config's full length)")
-    p.add_argument("--override", help='more train config overrides: "trainer.sample_every_epochs: 5, ..."')
+    p.add_argument("--experiment", required=True, metavar="DIR",
+                   help="the search's experiment directory (holds best_config.yaml)")
+    p.add_argument("--max-epochs", type=int, metavar="N",
+                   help="epochs to train (default: the base config's full length)")
+    p.add_argument("--override", metavar='"K: V, ..."', help='more train config overrides, e.g. "exp_name: retrain2"')
     return p
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
@@ -35,7 +36,8 @@ TRIAL_SUMMARY_FILE = "train_summary.json"  # train_abr's summary, written in eac
 SMOKE_OVERRIDES = {
     "data.synthetic.n_subjects": 12, "data.synthetic.recordings_per_subject": 4,
     "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.ff_mult": 2,
-    "loader.batch_size": 16, "diffusion.sample_steps": 5, "trainer.max_epochs": 2,
+    "loader.batch_size": 16, "loader.drop_last": False,  # a searched batch size may exceed the tiny split
+    "diffusion.sample_steps": 5, "trainer.max_epochs": 2,
     "trainer.sample_every_epochs": 2, "viz.num_samples": 2, "viz.plot_spectrogram": False,
     "advanced.lr_warmup_steps": 0,
 }
@@ -50,30 +52,40 @@ class CliParser(argparse.ArgumentParser):
         fail(f"{message} (see --help)")
 
 
+EXAMPLES = """examples:
+  python -m abr_tune.search --space search_spaces/lr_stft.yaml            # the quick start (2 CPUs, ~5 min)
+  python -m abr_tune.search --space search_spaces/lr_stft.yaml --smoke-test
+  python -m abr_tune.search --resume runs/search/lr_stft-20260101-120000  # after Ctrl-C, a kill or a reboot
+  python -m abr_tune.search --space search_spaces/architecture.yaml --address auto \\
+      --storage-path /shared/abr_runs --gpus-per-trial 0.25              # on a `ray start --head` cluster
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = CliParser(prog="python -m abr_tune.search", description=(
-        "Search train_abr hyperparameters with Ray Tune: Optuna TPE proposes, ASHA stops weak "
-        "trials early. Flags override the space file."))
-    p.add_argument("--space", help="search-space YAML (e.g. search_spaces/lr_stft.yaml)")
-    p.add_argument("--num-samples", type=int, help="number of trials")
-    p.add_argument("--max-concurrent", type=int, help="trials running at once")
-    p.add_argument("--max-epochs", type=int, help="epochs a trial may run (ASHA max_t)")
+    p = CliParser(prog="python -m abr_tune.search", epilog=EXAMPLES,
+                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                  description="Search train_abr hyperparameters with Ray Tune: Optuna TPE proposes, ASHA stops "
+                              "weak trials early. Flags override the space file.")
+    p.add_argument("--space", metavar="FILE", help="search-space YAML (e.g. search_spaces/lr_stft.yaml)")
+    p.add_argument("--num-samples", type=int, metavar="N", help="number of trials")
+    p.add_argument("--max-concurrent", type=int, metavar="N", help="trials running at once")
+    p.add_argument("--max-epochs", type=int, metavar="N",
+                   help="epochs a trial may run (ASHA max_t; caps the grace period)")
     p.add_argument("--name", help="experiment name (default: <space>-<date>-<time>)")
-    p.add_argument("--storage-path", default="runs/search",
-                   help="where experiments go: a path (shared on multi-node) or URI (default runs/search)")
-    p.add_argument("--address", help="existing Ray cluster: auto, host:port or ray://host:port "
-                   "(default: start a local one)")
-    p.add_argument("--cpus-per-trial", type=float, help="CPU cores reserved per trial")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (0.25: 4 per GPU)")
-    p.add_argument("--resume", metavar="EXPERIMENT_DIR",
-                   help="continue an interrupted search in this experiment directory")
-    p.add_argument("--override", help='train config overrides for every trial: "optim.amp: false, ..."')
-    p.add_argument("--dashboard-host", default="127.0.0.1",
+    p.add_argument("--storage-path", default="runs/search", metavar="PATH",
+                   help="where experiments go: a path (shared storage on multi-node) or URI (default runs/search)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="run on an existing Ray cluster: auto, host:port or ray://host:port (default: start one)")
+    p.add_argument("--cpus-per-trial", type=float, metavar="C", help="CPU cores reserved per trial")
+    p.add_argument("--gpus-per-trial", type=float, metavar="G", help="GPUs per trial; 0.25 puts four trials on a GPU")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted search in this experiment directory")
+    p.add_argument("--override", metavar='"K: V, ..."', help='train config overrides for every trial')
+    p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
                    help="Ray dashboard interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--dashboard-port", type=int, default=8265, help="Ray dashboard port (default 8265)")
-    p.add_argument("--smoke-test", action="store_true", help="tiny model and data, 4 trials of 2 epochs")
-    p.add_argument("--metric", help="metric to optimise (default from the space: val/mse_v)")
-    p.add_argument("--seed", type=int, help="sampler seed (default from the space)")
+    p.add_argument("--dashboard-port", type=int, default=8265, metavar="PORT", help="Ray dashboard port (default 8265)")
+    p.add_argument("--smoke-test", action="store_true", help="tiny model and data, 4 trials of 2 epochs: seconds each")
+    p.add_argument("--metric", help="metric to optimise: val/mse_v (default) or epoch/train_loss_avg")
+    p.add_argument("--seed", type=int, metavar="N", help="sampler seed (default from the space)")
     return p
 
 
@@ -107,8 +119,9 @@ def plan_new(args: argparse.Namespace) -> Experiment:
         raise UserError("--space is required (e.g. --space search_spaces/lr_stft.yaml), or --resume DIR")
     space = load_space(args.space)
     base = space.base_raw()
-    if args.smoke_test:
-        base = apply_overrides(base, SMOKE_OVERRIDES)
+    if args.smoke_test:  # shrink what the space does not search; its own ranges stay as written
+        searched = {k for p in space.params for k in p.keys}
+        base = apply_overrides(base, {k: v for k, v in SMOKE_OVERRIDES.items() if k not in searched})
     if args.override:
         base = apply_overrides(base, parse_overrides(args.override))
     base_cfg = from_dict(_absolute_data_path(base))
@@ -123,21 +136,22 @@ def plan_new(args: argparse.Namespace) -> Experiment:
 
 
 def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainConfig) -> SearchSpace:
-    smoke = SMOKE_SETTINGS if args.smoke_test else {}
-    pick = lambda flag, key, current: flag if flag is not None else smoke.get(key, current)  # noqa: E731
-    max_t = pick(args.max_epochs, "max_t", space.scheduler.max_t or base_cfg.trainer.max_epochs)
-    scheduler = dataclasses.replace(space.scheduler, max_t=max_t,
-                                    grace_period=min(pick(None, "grace_period", space.scheduler.grace_period), max_t))
-    resources = dataclasses.replace(
-        space.resources,
-        cpus_per_trial=pick(args.cpus_per_trial, "", space.resources.cpus_per_trial),
-        gpus_per_trial=pick(args.gpus_per_trial, "", space.resources.gpus_per_trial))
-    search = dataclasses.replace(space.search, seed=pick(args.seed, "", space.search.seed))
+    """The space with the base inlined and --smoke-test, then explicit flags, over its settings."""
+    flags = {"num_samples": args.num_samples, "max_concurrent": args.max_concurrent, "max_t": args.max_epochs,
+             "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
+             "metric": args.metric, "seed": args.seed}
+    given = {**(SMOKE_SETTINGS if args.smoke_test else {}), **{k: v for k, v in flags.items() if v is not None}}
+    max_t = given.get("max_t", space.scheduler.max_t or base_cfg.trainer.max_epochs)
+    grace = min(given.get("grace_period", space.scheduler.grace_period), max_t)
+    r = space.resources
     resolved = dataclasses.replace(
-        space, base_config=None, base=base_cfg.to_dict(), overrides={}, scheduler=scheduler,
-        resources=resources, search=search, metric=pick(args.metric, "", space.metric),
-        num_samples=pick(args.num_samples, "num_samples", space.num_samples),
-        max_concurrent=pick(args.max_concurrent, "max_concurrent", space.max_concurrent))
+        space, base_config=None, base=base_cfg.to_dict(), overrides={}, metric=given.get("metric", space.metric),
+        num_samples=given.get("num_samples", space.num_samples),
+        max_concurrent=given.get("max_concurrent", space.max_concurrent),
+        scheduler=dataclasses.replace(space.scheduler, max_t=max_t, grace_period=grace),
+        resources=dataclasses.replace(r, cpus_per_trial=given.get("cpus_per_trial", r.cpus_per_trial),
+                                      gpus_per_trial=given.get("gpus_per_trial", r.gpus_per_trial)),
+        search=dataclasses.replace(space.search, seed=given.get("seed", space.search.seed)))
     check_settings(resolved)
     return resolved
 
@@ -181,6 +195,20 @@ def _can_restore(path: Path) -> bool:
     return tune.Tuner.can_restore(str(path))
 
 
+def check_local_resources(space: SearchSpace) -> None:
+    """Before starting a local Ray: a trial must fit on this machine."""
+    r = space.resources
+    cpus = os.cpu_count() or 1
+    if r.cpus_per_trial > cpus:
+        raise UserError(f"--cpus-per-trial {r.cpus_per_trial:g} exceeds this machine's {cpus} CPUs")
+    if r.gpus_per_trial > 0:
+        import torch
+
+        if r.gpus_per_trial > torch.cuda.device_count():
+            raise UserError(f"--gpus-per-trial {r.gpus_per_trial:g} but this machine has "
+                            f"{torch.cuda.device_count()} GPUs; use 0 (CPU) or run on a GPU machine or cluster")
+
+
 def check_address(address: Optional[str]) -> Optional[str]:
     """Fail fast (bounded time) when --address names a cluster that cannot be reached."""
     if address is None:
@@ -190,13 +218,32 @@ def check_address(address: Optional[str]) -> Optional[str]:
     host, _, port = host_port.rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--address {address!r} must be auto, host:port or ray://host:port")
-    try:
-        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot reach the Ray cluster at {host_port} ({err.strerror or err}); start it with "
-                        "`ray start --head` or fix --address") from None
+    problem = _tcp_problem(host, int(port)) or (None if "://" in target else _gcs_problem(host_port))
+    if problem:
+        raise UserError(f"cannot reach the Ray cluster at {host_port} ({problem}); start it with "
+                        "`ray start --head` or fix --address")
     return address
+
+
+def _tcp_problem(host: str, port: int) -> Optional[str]:
+    try:
+        with socket.create_connection((host, port), timeout=ADDRESS_TIMEOUT_S):
+            return None
+    except OSError as err:
+        return err.strerror or str(err) or type(err).__name__
+
+
+def _gcs_problem(host_port: str) -> Optional[str]:
+    """Ask the GCS the standard gRPC health check: something else listening is not a cluster."""
+    import grpc
+
+    with grpc.insecure_channel(host_port) as channel:
+        try:
+            channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=ADDRESS_TIMEOUT_S)
+        except grpc.RpcError as err:
+            if err.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                return f"no Ray GCS answers there: {err.code().name}"
+    return None
 
 
 def _discover_auto() -> str:
@@ -239,6 +286,7 @@ def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None)
 
     from .train import train_abr
 
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
     trial_dir = Path(tune.get_context().get_trial_dir())
     cfg = from_dict(apply_overrides(space.base, {**space.resolve(config), **trial_overrides(space, trial_dir)}))
     summary = train_abr(cfg, TuneReporter(), arrays=arrays)
@@ -246,13 +294,12 @@ def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None)
 
 
 def trial_overrides(space: SearchSpace, trial_dir: Path) -> dict[str, Any]:
-    """What every trial sets: its own log dir, the search's epochs, threads = its CPUs."""
+    """What every trial sets: its own log dir, the search's epochs, threads = its CPUs, and
+    the device Tune reserved (cuda with --gpus-per-trial > 0, else cpu: never an unreserved GPU)."""
     r = space.resources
-    device = space.base.get("device", "auto")
-    if device == "auto":
-        device = "cuda" if r.gpus_per_trial > 0 else "cpu"  # never use a GPU Tune did not reserve
-    return {"log_dir": str(trial_dir), "exp_name": "train", "device": device,
+    return {"log_dir": str(trial_dir), "exp_name": "train", "device": "cuda" if r.gpus_per_trial > 0 else "cpu",
             "trainer.max_epochs": space.scheduler.max_t, "trainer.progress": False,
+            "trainer.keep_last_k": 0,  # Tune keeps the trial's checkpoints; no periodic copies
             "advanced.torch_threads": max(1, math.floor(r.cpus_per_trial))}
 
 
@@ -268,7 +315,10 @@ def start_ray(args: argparse.Namespace, address: Optional[str]) -> None:
         ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host,
                        dashboard_port=args.dashboard_port)
     else:
-        ctx = ray.init(address=address)
+        try:
+            ctx = ray.init(address=address)
+        except (ConnectionError, RuntimeError) as err:
+            raise UserError(f"cannot connect to the Ray cluster at {address}: {err}") from None
     url = ctx.dashboard_url
     if url:
         print(f"Ray dashboard: http://{url}  (token auth: the page asks for the token that "
@@ -316,7 +366,8 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
         space=s.define_by_run, metric=s.metric, mode=s.mode, sampler=sampler, study_name=exp.name,
         storage=optuna.storages.RDBStorage(f"sqlite:///{exp.study_db}"),
         points_to_evaluate=s.points_to_evaluate(from_dict(s.base)) or None)
-    # Trials end by themselves at max_t (trainer.max_epochs), so train_abr writes its summary.
+    # ASHA times trials in epochs; stop_last_trials=False: reaching max_t alone stops nothing,
+    # trials end when train_abr returns (trainer.max_epochs = max_t).
     scheduler = ASHAScheduler(time_attr="epoch", max_t=s.scheduler.max_t, grace_period=s.scheduler.grace_period,
                               reduction_factor=s.scheduler.reduction_factor, stop_last_trials=False)
     return tune.Tuner(
@@ -351,16 +402,30 @@ def run_config(exp: Experiment) -> Any:
         name=exp.name, storage_path=exp.storage_path,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=exp.space.metric,
                                                 checkpoint_score_order=exp.space.mode),
-        failure_config=tune.FailureConfig(max_failures=2), verbose=1)
+        failure_config=tune.FailureConfig(max_failures=2), verbose=1,
+        # Trial dirs (TensorBoard logs, train_summary.json) reach storage from any node.
+        sync_config=tune.SyncConfig(sync_artifacts=True))
 
 
-def load_arrays(space: SearchSpace) -> Any:
-    """Load the dataset once for the object store, unless trials search data.* keys."""
+def load_data(space: SearchSpace) -> Any:
+    """Load the dataset once for the object store (unless trials search data.* keys) and check
+    that every batch size the space can propose fits its train split."""
     if any(k.startswith("data.") for p in space.params for k in p.keys):
         return None
     from .data import load_arrays as load
+    from .data import prepare_splits
 
-    return load(from_dict(space.base).data)
+    base = from_dict(space.base)
+    arrays = load(base.data)
+    n_train = len(prepare_splits(base.data, arrays).train)
+
+    def fits(cfg: TrainConfig) -> None:  # the rule train_abr applies when it sets up a run
+        if cfg.loader.drop_last and cfg.loader.batch_size > n_train:
+            raise UserError(f"loader.batch_size={cfg.loader.batch_size} exceeds the {n_train} recordings of "
+                            "the train split; lower it or use more data")
+
+    space.check(space.base, seed=space.search.seed, extra=fits)
+    return arrays
 
 
 # ---------------------------------------------------------------- main
@@ -372,7 +437,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     exp = plan_resume(args) if args.resume else plan_new(args)
     address = check_address(args.address)
-    arrays = load_arrays(exp.space)
+    if address is None:
+        check_local_resources(exp.space)
+    arrays = load_data(exp.space)
     started = time.time()
     start_ray(args, address)
     try:
@@ -387,12 +454,22 @@ def main(argv: Optional[list[str]] = None) -> int:
             _write_space(exp)
             tuner = new_tuner(exp, arrays)
         results = tuner.fit()
-        report(exp, results, wall_time_sec=time.time() - started, resumed=bool(args.resume))
+        summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
+                         resumed=bool(args.resume))
     finally:
         import ray
 
         ray.shutdown()
-    return 0
+    if summary["interrupted"]:
+        return 130
+    return 0 if summary["best"] else 1
+
+
+def tune_trials(exp: Experiment) -> dict[str, Any]:
+    """Tune's trials by id: their status is TERMINATED, ERROR, or PENDING/PAUSED after Ctrl-C."""
+    from ray import tune
+
+    return {t.trial_id: t for t in tune.ExperimentAnalysis(exp.path).trials}
 
 
 def _write_space(exp: Experiment) -> None:

@@ -45,50 +45,77 @@ class TrialRecord:
         return self.best_value is not None and not self.status.startswith(("diverged", "error"))
 
 
-def report(exp: Experiment, results: Any, *, wall_time_sec: float, resumed: bool) -> dict[str, Any]:
-    """Print the ranked table, write the summary and best config, print the next commands."""
-    trials = rank([trial_record(exp, r) for r in results], exp.space.mode)
+def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
+           resumed: bool) -> dict[str, Any]:
+    """Print the ranked table, write the summary and best config, print the next commands.
+
+    `tune_trials` maps trial ids to Tune's Trial objects; a trial that is neither TERMINATED
+    nor ERROR (Ctrl-C) marks the search as interrupted: no best config, a --resume hint.
+    """
+    trials = rank([trial_record(exp, r, tune_trials) for r in results], exp.space.mode)
     reference = _reference_params(exp)
     for t in trials:
         t.is_reference = t.params == reference
     print(format_table(trials, exp), flush=True)
-    best = next((t for t in trials if t.usable), None)
+    interrupted = len(trials) < exp.space.num_samples or any(t.status.startswith("unfinished") for t in trials)
+    best = None if interrupted else next((t for t in trials if t.usable), None)
     summary = _summary(exp, trials, best, wall_time_sec, resumed)
+    summary["interrupted"] = interrupted
     if best is not None:
         summary["best_config"] = write_best_config(exp, best)
     _write_text(exp, SUMMARY_FILE, json.dumps(summary, indent=1, default=_json_default))
-    _print_outcome(exp, best, summary)
+    if interrupted:
+        print(f"Search interrupted: {sum(not t.status.startswith('unfinished') for t in trials)} of "
+              f"{exp.space.num_samples} trials finished. Continue it with:\n"
+              f"  python -m abr_tune.search --resume {exp.path}", flush=True)
+    else:
+        _print_outcome(exp, best, summary)
     return summary
 
 
 # ---------------------------------------------------------------- one trial
 
-def trial_record(exp: Experiment, result: Any) -> TrialRecord:
+def trial_record(exp: Experiment, result: Any, tune_trials: dict[str, Any]) -> TrialRecord:
     space, metric = exp.space, exp.space.metric
-    history = _history(result.metrics_dataframe)
+    summary = _read_json(result, "train_summary.json")
+    history = _history(result.metrics_dataframe, summary)
     scored = [(h[metric], h["epoch"]) for h in history if _finite(h.get(metric))]
     best = (min if space.mode == "min" else max)(scored, default=(None, None))
-    summary = _read_json(result, "train_summary.json")
-    status, stopped = _status(result, summary, history, space.scheduler.max_t)
-    last = result.metrics or {}
+    trial_id = str((result.metrics or {}).get("trial_id") or _trial_id(result.path))
+    tune_trial = tune_trials.get(trial_id)
+    tune_status = tune_trial.status if tune_trial else "TERMINATED"
+    params = dict(result.config or (tune_trial.config if tune_trial else {}))
+    if tune_status not in ("TERMINATED", "ERROR"):
+        status, stopped = f"unfinished ({tune_status.lower()}): --resume continues it", False
+    else:
+        status, stopped = _status(result, summary, history, space.scheduler.max_t)
     return TrialRecord(
-        trial_id=str(last.get("trial_id") or Path(result.path).name), trial_dir=str(result.path),
-        params=dict(result.config or {}), overrides=space.resolve(result.config or {}), status=status,
+        trial_id=trial_id, trial_dir=str(result.path),
+        params=params, overrides=space.resolve(params), status=status,
         epochs_run=int(history[-1]["epoch"]) if history else 0, stopped_early=stopped,
         best_value=best[0], best_epoch=best[1], last_value=history[-1].get(metric) if history else None,
         best_checkpoint=_best_checkpoint(result, metric, space.mode),
         nodes=sorted({str(n) for n in _column(result.metrics_dataframe, "node_id")}), history=history)
 
 
-def _history(df: Any) -> list[dict[str, Any]]:
-    """Per-epoch metrics, one row per epoch (a resumed trial may have re-reported one)."""
-    if df is None or "epoch" not in df:
-        return []
+def _trial_id(path: str) -> str:
+    """Trial dirs are named trial_<id>_<params> (search.trial_dirname)."""
+    return Path(path).name.split("_")[1]
+
+
+def _history(df: Any, summary: Optional[dict]) -> list[dict[str, Any]]:
+    """Per-epoch metrics, one row per epoch: Tune's results, completed by train_abr's own history.
+
+    A worker killed just after a report can lose that report's row in Tune while its
+    checkpoint (and so train_abr's restored history) still holds the epoch.
+    """
     rows: dict[int, dict[str, Any]] = {}
-    for row in df.to_dict("records"):
+    records = [] if df is None or "epoch" not in df else df.to_dict("records")
+    for row in records + list((summary or {}).get("history") or []):
         if _finite(row.get("epoch")):
-            rows[int(row["epoch"])] = {k: _clean(row[k]) for k in HISTORY_KEYS if k in row}
-            rows[int(row["epoch"])]["epoch"] = int(row["epoch"])
+            epoch = int(row["epoch"])
+            rows[epoch] = {**rows.get(epoch, {}), **{k: _clean(row[k]) for k in HISTORY_KEYS if k in row}}
+            rows[epoch]["epoch"] = epoch
     return [rows[e] for e in sorted(rows)]
 
 
@@ -97,15 +124,23 @@ def _column(df: Any, name: str) -> list[Any]:
 
 
 def _status(result: Any, summary: Optional[dict], history: list[dict], max_t: int) -> tuple[str, bool]:
+    """Status from train_abr's summary when it got to write one, else from the reported epochs.
+
+    ASHA may stop a trial right after its last report, before train_abr returns, so a
+    trial that reached max_t without a summary still counts as completed.
+    """
     if result.error is not None:
         return f"error: {_error_line(result.error)}", False
     if summary is not None:
         return str(summary.get("status", "completed")), False
-    if history and history[-1].get("diverged"):
-        return "diverged", False
-    if history and history[-1]["epoch"] < max_t:
-        return f"stopped early by ASHA at epoch {history[-1]['epoch']}", True
-    return "terminated" if history else "no result", False
+    if not history:
+        return "no result", False
+    last = history[-1]["epoch"]
+    if history[-1].get("diverged"):
+        return f"diverged: non-finite loss at epoch {last}", False
+    if last < max_t:
+        return f"stopped early by ASHA at epoch {last}", True
+    return "completed", False
 
 
 def _error_line(error: BaseException) -> str:
@@ -178,13 +213,13 @@ def _fmt(value: Any) -> str:
 # ---------------------------------------------------------------- outputs
 
 def write_best_config(exp: Experiment, best: TrialRecord) -> str:
-    """A complete train config for the best params at the base's full length."""
+    """A complete train config for the best params at the base's full length (space.base keeps
+    the base's trainer.max_epochs; trials ran scheduler.max_t), on the device the trials used."""
     space = exp.space
-    base = from_dict(space.base)
     log_dir = str(exp.local_dir) if exp.local_dir else "runs/search_retrain/" + exp.name
+    device = "cuda" if space.resources.gpus_per_trial > 0 else space.base.get("device", "auto")
     cfg = from_dict(apply_overrides(space.base, {
-        **best.overrides, "log_dir": log_dir, "exp_name": RETRAIN_DIR,
-        "trainer.max_epochs": base.trainer.max_epochs, "trainer.progress": True}))
+        **best.overrides, "log_dir": log_dir, "exp_name": RETRAIN_DIR, "device": device, "trainer.progress": True}))
     header = (f"# Best trial {best.trial_id} of search '{exp.name}': {space.metric} = {best.best_value:.6g} "
               f"at epoch {best.best_epoch} (trials ran <= {space.scheduler.max_t} epochs).\n"
               f"# Searched values: {json.dumps(best.overrides)}\n"

@@ -40,6 +40,7 @@ import math
 import operator
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -54,6 +55,7 @@ FLOAT_DISTS = ("uniform", "loguniform", "quniform", "qloguniform")
 INT_DISTS = ("int", "logint")
 # Set per trial by the search itself; searching them would break the run layout.
 RESERVED_KEYS = {
+    "device": "trials use the device Tune reserves for them (--gpus-per-trial)",
     "log_dir": "each trial logs into its own trial directory",
     "exp_name": "each trial's run is named 'train'",
     "trainer.max_epochs": "set scheduler.max_t (or --max-epochs) instead",
@@ -155,6 +157,8 @@ class Param:
             return label
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
             raise UserError(f"{where}: {self.name}={value!r} is outside [{self.low:g}, {self.high:g}]")
+        if self.dist in ("quniform", "int") and self.q and not _multiple(value - self.low, self.q):
+            raise UserError(f"{where}: {self.name}={value!r} is not on its grid low + k * q (q = {self.q:g})")
         return int(value) if self.dist in INT_DISTS else float(value)
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,12 +300,14 @@ class SearchSpace:
             current.update(p.decode(point[p.name]))
         return point
 
-    def check(self, base_raw: dict[str, Any], *, n_random: int = 64, seed: int = 0) -> int:
+    def check(self, base_raw: dict[str, Any], *, n_random: int = 64, seed: int = 0,
+              extra: Optional[Callable[[TrainConfig], None]] = None) -> int:
         """Validate points the space can produce as TrainConfigs before any trial starts.
 
         Checks the edges of every range (all combinations when there are few, else one
-        param at a time), every choice value and `n_random` random draws; returns the
-        number of points checked. Raises UserError naming the first invalid point.
+        param at a time), every choice value and `n_random` random draws, each also with
+        `extra` (e.g. a check against the loaded data); returns the number of points
+        checked. Raises UserError naming the first invalid point.
         """
         import optuna
 
@@ -316,7 +322,9 @@ class SearchSpace:
         for trial in candidates:
             params = _params_of(self, trial)
             try:
-                self.trial_config(base_raw, params)
+                cfg = self.trial_config(base_raw, params)
+                if extra is not None:
+                    extra(cfg)
             except UserError as err:
                 shown = ", ".join(f"{k}={v!r}" for k, v in self.resolve(params).items())
                 raise UserError(f"search space can produce an invalid config ({shown}): {err}") from None
