@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
@@ -34,3 +35,10 @@ def cli_entry(main: F) -> F:
             fail(str(err))
 
     return wrapper  # type: ignore[return-value]
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `abr-tune: error:` line and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        fail(f"{message} (see --help)")

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .config import TrainConfig, load_config, parse_overrides
-from .errors import UserError, cli_entry
-from .search import CliParser
+from .errors import CliParser, UserError, cli_entry
 from .search_report import BEST_CONFIG_FILE, SUMMARY_FILE
 
 RESULT_FILE = "retrain_result.json"

@@ -12,7 +12,7 @@ import torch
 from .config import STATIC_NAMES, from_dict
 from .data import Normaliser
 from .diffusion import Schedule
-from .errors import UserError, cli_entry
+from .errors import CliParser, UserError, cli_entry
 from .evaluation import generate_uv
 from .plots import GENERATED_COLOR, waveform_grid
 
@@ -20,7 +20,7 @@ SUFFIXES = (".png", ".npz")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         prog="python -m abr_tune.sample",
         description="Generate ABR waveforms for one condition with a checkpoint's EMA weights (DDIM).",
         epilog="example: python -m abr_tune.sample --checkpoint runs/cpu/abr_cpu/checkpoints/abr_cpu_best.pt "

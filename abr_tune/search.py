@@ -25,7 +25,7 @@ from typing import Any, Optional
 import yaml
 
 from .config import TrainConfig, apply_overrides, from_dict, parse_overrides
-from .errors import UserError, cli_entry, fail
+from .errors import CliParser, UserError, cli_entry
 from .search_report import report, short_name
 from .space import SearchSpace, check_settings, load_space
 
@@ -43,13 +43,6 @@ SMOKE_OVERRIDES = {
 }
 SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
 ADDRESS_TIMEOUT_S = 3.0
-
-
-class CliParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one `abr-tune: error:` line and exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        fail(f"{message} (see --help)")
 
 
 EXAMPLES = """examples:

@@ -27,7 +27,7 @@ from .config import TrainConfig, config_from_raw, from_dict, load_config
 from .data import ABRArrays, Normaliser, prepare_splits
 from .diffusion import Schedule, q_sample, v_target, x_start_from_v
 from .ema import EMA
-from .errors import UserError, cli_entry
+from .errors import CliParser, UserError, cli_entry
 from .evaluation import FixedDraw, SplitTensors, evaluate_checkpoint, mse_v, pick_reference_indices, sample_round
 from .losses import diffusion_loss, stft_resolutions
 from .model import ABRTransformer
@@ -447,7 +447,7 @@ def _summary(run: Run, ckpts: CheckpointManager, status: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- CLI
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         prog="python -m abr_tune.train",
         description="Train the ABR diffusion model (EMA, AMP, DDIM samples, TensorBoard, checkpoints).",
         epilog='example: python -m abr_tune.train --config configs/cpu.yaml --override "optim.lr: 3e-4"',

@@ -83,3 +83,8 @@ def test_corrupt_checkpoint_for_resume(tmp_path):
 
 def test_bad_override(tmp_path):
     assert_user_error(run_cli("abr_tune.train", "--override", "optim.lrr: 1"), "did you mean 'optim.lr'?")
+
+
+def test_usage_errors_are_one_line():
+    assert_user_error(run_cli("abr_tune.train", "--bogus"), "unrecognized arguments: --bogus")
+    assert_user_error(run_cli("abr_tune.sample", "--checkpoint", "x.pt"), "required")
