@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import re
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import yaml
 
 from .config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from .errors import CliParser, UserError, cli_entry
+from .search_cluster import check_address, check_local_resources, check_resources, start_ray
 from .search_report import report, short_name
 from .space import SearchSpace, check_settings, load_space
 
@@ -42,7 +42,6 @@ SMOKE_OVERRIDES = {
     "advanced.lr_warmup_steps": 0,
 }
 SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
-ADDRESS_TIMEOUT_S = 3.0
 
 
 EXAMPLES = """examples:
@@ -188,68 +187,6 @@ def _can_restore(path: Path) -> bool:
     return tune.Tuner.can_restore(str(path))
 
 
-def check_local_resources(space: SearchSpace) -> None:
-    """Before starting a local Ray: a trial must fit on this machine."""
-    r = space.resources
-    cpus = os.cpu_count() or 1
-    if r.cpus_per_trial > cpus:
-        raise UserError(f"--cpus-per-trial {r.cpus_per_trial:g} exceeds this machine's {cpus} CPUs")
-    if r.gpus_per_trial > 0:
-        import torch
-
-        if r.gpus_per_trial > torch.cuda.device_count():
-            raise UserError(f"--gpus-per-trial {r.gpus_per_trial:g} but this machine has "
-                            f"{torch.cuda.device_count()} GPUs; use 0 (CPU) or run on a GPU machine or cluster")
-
-
-def check_address(address: Optional[str]) -> Optional[str]:
-    """Fail fast (bounded time) when --address names a cluster that cannot be reached."""
-    if address is None:
-        return None
-    target = _discover_auto() if address == "auto" else address
-    host_port = target.split("://", 1)[-1]
-    host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--address {address!r} must be auto, host:port or ray://host:port")
-    problem = _tcp_problem(host, int(port)) or (None if "://" in target else _gcs_problem(host_port))
-    if problem:
-        raise UserError(f"cannot reach the Ray cluster at {host_port} ({problem}); start it with "
-                        "`ray start --head` or fix --address")
-    return address
-
-
-def _tcp_problem(host: str, port: int) -> Optional[str]:
-    try:
-        with socket.create_connection((host, port), timeout=ADDRESS_TIMEOUT_S):
-            return None
-    except OSError as err:
-        return err.strerror or str(err) or type(err).__name__
-
-
-def _gcs_problem(host_port: str) -> Optional[str]:
-    """Ask the GCS the standard gRPC health check: something else listening is not a cluster."""
-    import grpc
-
-    with grpc.insecure_channel(host_port) as channel:
-        try:
-            channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=ADDRESS_TIMEOUT_S)
-        except grpc.RpcError as err:
-            if err.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                return f"no Ray GCS answers there: {err.code().name}"
-    return None
-
-
-def _discover_auto() -> str:
-    """Where `--address auto` points: $RAY_ADDRESS or the head started on this machine."""
-    if os.environ.get("RAY_ADDRESS"):
-        return os.environ["RAY_ADDRESS"]
-    current = Path("/tmp/ray/ray_current_cluster")
-    if current.is_file() and current.read_text().strip():
-        return current.read_text().strip()
-    raise UserError("--address auto found no running Ray cluster on this machine; start one with "
-                    "`ray start --head`, or leave out --address to start a local one")
-
-
 # ---------------------------------------------------------------- the trial
 
 class TuneReporter:
@@ -294,43 +231,6 @@ def trial_overrides(space: SearchSpace, trial_dir: Path) -> dict[str, Any]:
             "trainer.max_epochs": space.scheduler.max_t, "trainer.progress": False,
             "trainer.keep_last_k": 0,  # Tune keeps the trial's checkpoints; no periodic copies
             "advanced.torch_threads": max(1, math.floor(r.cpus_per_trial))}
-
-
-# ---------------------------------------------------------------- Ray
-
-def start_ray(args: argparse.Namespace, address: Optional[str]) -> None:
-    import ray
-
-    if address is None:
-        if args.dashboard_host not in ("127.0.0.1", "localhost"):
-            print(f"abr-tune: warning: the Ray dashboard listens on {args.dashboard_host}:{args.dashboard_port}; "
-                  "anyone who can reach that port can run code on this machine", file=sys.stderr)
-        ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host,
-                       dashboard_port=args.dashboard_port)
-    else:
-        try:
-            ctx = ray.init(address=address)
-        except (ConnectionError, RuntimeError) as err:
-            raise UserError(f"cannot connect to the Ray cluster at {address}: {err}") from None
-    url = ctx.dashboard_url
-    if url:
-        print(f"Ray dashboard: http://{url}  (token auth: the page asks for the token that "
-              "`ray get-auth-token` prints, also in ~/.ray/auth_token; API clients send "
-              "'Authorization: Bearer <token>')", flush=True)
-    else:
-        print("Ray dashboard: not running (install ray[default] to get it)", flush=True)
-
-
-def check_resources(space: SearchSpace) -> None:
-    """Refuse a search whose trials could never be scheduled on this cluster."""
-    import ray
-
-    have = ray.cluster_resources()
-    r = space.resources
-    for key, need in (("CPU", r.cpus_per_trial), ("GPU", r.gpus_per_trial)):
-        if need > have.get(key, 0):
-            raise UserError(f"each trial asks for {need:g} {key} but the Ray cluster has {have.get(key, 0):g}; "
-                            f"lower --{key.lower()}s-per-trial")
 
 
 def trainable(space: SearchSpace, arrays: Any) -> Any:
