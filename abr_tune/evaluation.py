@@ -98,7 +98,9 @@ def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray
     generated = generate_uv(model, schedule, static, cfg, normaliser, cfg.trainer.val_seed, autocast)
     reference = split.arrays.signals[idx]
     ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], cfg.data.sample_rate_hz)
-    return sample_metrics(generated, reference, ref_latency, cfg.data.sample_rate_hz), generated
+    present = None if split.arrays.response_present is None else split.arrays.response_present[idx]
+    metrics = sample_metrics(generated, reference, ref_latency, cfg.data.sample_rate_hz, response_present=present)
+    return metrics, generated
 
 
 def evaluate_checkpoint(checkpoint_path: str | Path, *, split: str = "test", config: TrainConfig | None = None,

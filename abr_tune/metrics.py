@@ -1,10 +1,28 @@
-"""Waveform metrics in physical units (µV, ms) for generated vs reference ABRs."""
+"""Waveform metrics in physical units (µV, ms) for generated vs reference ABRs.
+
+`sample_metrics` is the fast subset train_abr logs at each sampling round (and a search
+can optimise); `fidelity_metrics` is the full physiology report of `abr_tune.evaluate`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .peaks import pick_wave_v
+from .data import ABRArrays
+from .fidelity import (
+    clear_truth,
+    detect_response,
+    detection_scores,
+    diversity_scores,
+    latency_effects,
+    noise_floor_uv,
+    peak_errors,
+    real_spread_uv,
+    spectral_distance_db,
+)
+from .peaks import pick_peaks, pick_wave_v
+
+WAVES = ("I", "III", "V")
 
 
 def pearson_r(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -35,8 +53,19 @@ def sample_metrics(
     reference_uv: np.ndarray,
     reference_latency_ms: np.ndarray,
     sample_rate_hz: float,
+    *,
+    response_present: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """`sample/corr`, `sample/mse_uv`, `sample/wave_v_latency_mae_ms` for (N, T) µV arrays."""
+    """`sample/corr`, `sample/mse_uv`, `sample/wave_v_latency_mae_ms`, `sample/wave_v_missed_frac`,
+    `sample/detection_acc` and `sample/spectral_distance_db` for (N, T) µV arrays.
+
+    Detection is scored against `response_present` (ground truth, synthetic data), or,
+    when None (user files), against the same detector run on the reference recording.
+    Where `response_present` is False the reference has no wave V to compare latencies with.
+    """
+    if response_present is not None:
+        reference_latency_ms = np.where(response_present, reference_latency_ms, np.nan)
+    truth = detect_response(reference_uv, sample_rate_hz) if response_present is None else response_present
     errors = wave_v_latency_errors(generated_uv, reference_latency_ms, sample_rate_hz)
     has_ref = np.isfinite(reference_latency_ms)
     found = np.isfinite(errors)
@@ -46,4 +75,100 @@ def sample_metrics(
         "sample/wave_v_latency_mae_ms": float(errors[found].mean()) if found.any() else float("nan"),
         # Share of reference responses whose generated wave V the picker could not find.
         "sample/wave_v_missed_frac": float((has_ref & ~found).sum() / max(1, has_ref.sum())),
+        "sample/detection_acc": float((detect_response(generated_uv, sample_rate_hz) == truth).mean()),
+        "sample/spectral_distance_db": spectral_distance_db(generated_uv, reference_uv, sample_rate_hz),
+    }
+
+
+def reference_targets(ref: ABRArrays, sample_rate_hz: float) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
+                                                                     np.ndarray]:
+    """Per recording: {wave: (latency ms, amplitude µV)} to compare against, and response truth.
+
+    Wave V uses the marked `v_latency_ms`/`v_amplitude_uv` where finite, else the peak
+    picker on the reference; waves I and III always the picker. Truth is
+    `response_present` when known (then absent rows have no targets), else the detector
+    on the reference.
+    """
+    picked = pick_peaks(ref.signals, sample_rate_hz)
+    v_lat, v_amp = picked["V"]
+    picked["V"] = (np.where(np.isfinite(ref.v_latency_ms), ref.v_latency_ms, v_lat),
+                   np.where(np.isfinite(ref.v_amplitude_uv), ref.v_amplitude_uv, v_amp))
+    if ref.response_present is None:
+        return picked, detect_response(ref.signals, sample_rate_hz)
+    present = np.asarray(ref.response_present, dtype=bool)
+    return {w: (np.where(present, lat, np.nan), np.where(present, amp, np.nan)) for w, (lat, amp) in
+            picked.items()}, present
+
+
+def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray,
+                     sample_rate_hz: float) -> dict[str, float | bool | None]:
+    """The full report for (K, M, T) µV samples: K repeats of the M conditions `split[idx]`.
+
+    Waveform agreement (corr, mse_uv, spectral_distance_db), per-wave peak errors
+    (wave_<i|iii|v>_*), detection, latency effects vs truth on the same rows, diversity.
+    """
+    ref = split.subset(idx)
+    repeats, m, length = generated_uv.shape
+    flat = generated_uv.reshape(repeats * m, length)
+    targets, truth = reference_targets(ref, sample_rate_hz)
+    reference = np.tile(ref.signals, (repeats, 1))
+    out: dict[str, float | bool | None] = {
+        "corr": float(pearson_r(flat, reference).mean()),
+        "mse_uv": float(((flat - reference) ** 2).mean()),
+        "spectral_distance_db": spectral_distance_db(flat, ref.signals, sample_rate_hz),
+    }
+    picks = pick_peaks(flat, sample_rate_hz)
+    for wave in WAVES:
+        errors = peak_errors(*picks[wave], *(np.tile(t, repeats) for t in targets[wave]))
+        out.update({f"wave_{wave.lower()}_{k}": v for k, v in errors.items()})
+    clear = clear_truth(truth, ref.static[:, 3])
+    out.update(detection_scores(detect_response(flat, sample_rate_hz), np.tile(truth, repeats),
+                                np.tile(clear, repeats)))
+    out.update(_effects(picks["V"][0], np.tile(targets["V"][0], repeats), np.tile(ref.static, (repeats, 1))))
+    real = real_spread_uv(split.signals, split.static, split.patient_id, idx)
+    out.update(diversity_scores(generated_uv, real))
+    out["diversity_noise_floor_uv"] = float(noise_floor_uv(ref.signals, ref.static[:, 3]).mean())
+    return out
+
+
+def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> dict[str, float | bool | None]:
+    """The reference recordings scored as if generated: the ceiling of each measurement.
+
+    Detection and wave V errors are the detector's and picker's own accuracy against the
+    ground truth (wave V only where it is marked, NaN otherwise); corr and mse_uv are the
+    best any waveform can reach against a noisy recording, from Fmp (noise-free response:
+    r = sqrt(1 - 1/Fmp), MSE = the residual-noise power). Nothing to compare for the
+    others (NaN): spectral distance, waves I/III (no ground truth besides the picker).
+    """
+    ref = split.subset(idx)
+    out: dict[str, float | bool | None] = dict(fidelity_metrics(ref.signals[None], split, idx, sample_rate_hz))
+    marked = np.isfinite(ref.v_latency_ms)
+    lat, amp = pick_wave_v(ref.signals[marked], sample_rate_hz)
+    errors = peak_errors(lat, amp, ref.v_latency_ms[marked], ref.v_amplitude_uv[marked])
+    out.update({f"wave_v_{k}": v for k, v in errors.items()})
+    fmp = np.clip(ref.static[:, 3].astype(np.float64), 1.0, None)
+    out["corr"] = float(np.sqrt(1.0 - 1.0 / fmp).mean())
+    out["mse_uv"] = float((noise_floor_uv(ref.signals, fmp) ** 2).mean())
+    nothing = ["spectral_distance_db", "diversity_generated_uv", "diversity_ratio"]
+    nothing += [k for k in out if k.startswith(("wave_i_", "wave_iii_"))]
+    out.update(dict.fromkeys(nothing, float("nan")))
+    out["collapsed"] = None
+    return out
+
+
+def _effects(latency: np.ndarray, truth_latency: np.ndarray, static: np.ndarray) -> dict[str, float]:
+    """Latency effects of generated and true wave V on the same rows (both found), and the slope's error."""
+    rows = np.isfinite(latency) & np.isfinite(truth_latency)
+    gen = latency_effects(np.where(rows, latency, np.nan), static)
+    true = latency_effects(np.where(rows, truth_latency, np.nan), static)
+    slope, true_slope = gen["intensity_ms_per_db"], true["intensity_ms_per_db"]
+    return {
+        "li_slope_ms_per_db": slope,
+        "li_slope_truth_ms_per_db": true_slope,
+        "li_slope_rel_error": abs(slope - true_slope) / abs(true_slope) if true_slope else float("nan"),
+        "rate_effect_ms_per_hz": gen["rate_ms_per_hz"],
+        "rate_effect_truth_ms_per_hz": true["rate_ms_per_hz"],
+        "infant_delay_ms": gen["infant_ms"],
+        "infant_delay_truth_ms": true["infant_ms"],
+        "effects_n": float(rows.sum()),
     }

@@ -1,0 +1,125 @@
+"""Fidelity benchmark (issue 6): train the CPU config for a fixed wall-clock budget, then evaluate.
+
+    python benchmarks/fidelity.py --minutes 10
+
+Times one epoch (train + validation), sets trainer.max_epochs so the run fits the budget (the cosine schedule
+then completes), stops at the deadline regardless, and scores the best checkpoint (EMA
+weights, lowest val/mse_v) on the synthetic test split at several CFG scales with
+`abr_tune.evaluate`. Prints CFG scale vs each target metric and writes
+<out>/fidelity.json next to the evaluation's own metrics.json, summary.md and figures.
+Not run by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from abr_tune.config import load_config  # noqa: E402
+from abr_tune.evaluate import EvalOptions, evaluate, json_safe  # noqa: E402
+from abr_tune.train import train_abr  # noqa: E402
+
+# Issue 6's targets on the synthetic test split: (metric, comparison, value).
+TARGETS = (("wave_v_latency_mae_ms", "<=", 0.25), ("li_slope_rel_error", "<=", 0.20),
+           ("detection_acc", ">=", 0.90), ("corr", ">=", 0.80))
+SHOWN = ("corr", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wave_v_amplitude_error_pct",
+         "wave_v_found_frac", "detection_acc", "detection_acc_clear", "li_slope_ms_per_db", "li_slope_truth_ms_per_db",
+         "li_slope_rel_error", "rate_effect_ms_per_hz", "infant_delay_ms", "diversity_ratio")
+
+
+class Deadline:
+    """A train_abr reporter that stops the run (as Ctrl-C would) once the wall-clock budget is spent."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def restore_dir(self):
+        return None
+
+    def report(self, metrics, checkpoint_dir):
+        if time.monotonic() >= self.end:
+            raise KeyboardInterrupt
+
+
+def train_for(config: str, minutes: float, out: Path, threads: int, epochs: int | None) -> dict:
+    """Probe one epoch's time, then train for as many epochs as fit in what is left of the budget
+    (or exactly `epochs`, without a deadline)."""
+    started = time.monotonic()
+    common = {"log_dir": str(out / "train"), "trainer.progress": False, "advanced.torch_threads": threads}
+    left = math.inf
+    if epochs is None:
+        # Stopped after its first epoch, which is not its last, so the time holds no sampling round.
+        probe = train_abr(load_config(config, {**common, "exp_name": "probe", "trainer.max_epochs": 2}), Deadline(0))
+        per_epoch = probe["history"][0]["epoch/time_sec"]
+        left = minutes * 60 - (time.monotonic() - started)
+        epochs = max(1, math.floor(left / per_epoch))
+        print(f"benchmark: {per_epoch:.1f} s/epoch -> {epochs} epochs in the remaining {left / 60:.1f} min", flush=True)
+    cfg = load_config(config, {**common, "exp_name": "bench", "trainer.max_epochs": epochs})
+    summary = train_abr(cfg, Deadline(left))
+    summary["train_seconds"] = time.monotonic() - started
+    summary["planned_epochs"] = epochs
+    return summary
+
+
+def reached(value, op: str, target: float) -> bool:
+    return value is not None and math.isfinite(value) and (value <= target if op == "<=" else value >= target)
+
+
+def table(report: dict) -> str:
+    rows = [("CFG", *SHOWN)]
+    for scale, m in report["by_cfg_scale"].items():
+        rows.append((scale, *(_fmt(m[k]) for k in SHOWN)))
+    rows.append(("oracle", *(_fmt(report["oracle"][k]) for k in SHOWN)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget (default 10)")
+    p.add_argument("--epochs", type=int, help="train exactly this many epochs instead (no deadline): comparable "
+                                               "numbers on a shared or busy machine")
+    p.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
+    p.add_argument("--cfg-scale", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0])
+    p.add_argument("--repeats", type=int, default=2, help="samples per test condition (default 2)")
+    p.add_argument("--max-conditions", type=int, default=256, help="test conditions scored (default 256: all)")
+    p.add_argument("--steps", type=int, help="DDIM steps (default: the config's)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--out", default=str(ROOT / "runs/bench/fidelity"))
+    args = p.parse_args(argv)
+    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    summary = train_for(args.config, args.minutes, out, args.threads, args.epochs)
+    checkpoint = summary["best_checkpoint"] or summary["last_checkpoint"]
+    options = EvalOptions(cfg_scales=tuple(args.cfg_scale), repeats=args.repeats, steps=args.steps,
+                          max_conditions=args.max_conditions)
+    report = evaluate(checkpoint, options, out / "eval")
+    results = {t[0]: {"target": f"{t[1]} {t[2]}", **{s: reached(m[t[0]], *t[1:]) for s, m in
+                                                      report["by_cfg_scale"].items()}} for t in TARGETS}
+    print(f"\ntrained {summary['epochs_run']} epochs in {summary['train_seconds'] / 60:.1f} min "
+          f"({summary['status']}), best val/mse_v {summary['best_val_mse_v']:.4f} at epoch {summary['best_epoch']}")
+    print(table(report))
+    for metric, row in results.items():
+        hits = [s for s, ok in row.items() if s != "target" and ok]
+        print(f"target {metric} {row['target']}: {'reached at CFG ' + ', '.join(hits) if hits else 'not reached'}")
+    bench = {"config": args.config, "minutes": args.minutes, "epochs": args.epochs, "threads": args.threads,
+             "train": {k: summary[k] for k in ("status", "epochs_run", "planned_epochs", "best_epoch",
+                                               "best_val_mse_v", "train_seconds", "best_checkpoint")},
+             "targets": results, "evaluation": report}
+    (out / "fidelity.json").write_text(json.dumps(json_safe(bench), indent=2) + "\n")
+    print(f"wrote {out / 'fidelity.json'} and the evaluation in {out / 'eval'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
