@@ -27,7 +27,7 @@ from .config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from .errors import CliParser, UserError, cli_entry
 from .search_cluster import check_address, check_local_resources, check_resources, start_ray
 from .search_report import report, short_name
-from .space import SearchSpace, check_settings, load_space
+from .space import METRIC_MODES, SearchSpace, check_settings, load_space
 
 SPACE_FILE = "space.yaml"  # the resolved space (inline base, flags applied): what --resume reads
 STUDY_FILE = "optuna.db"  # the Optuna study (SQLite), readable by optuna-dashboard
@@ -138,6 +138,7 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
     r = space.resources
     resolved = dataclasses.replace(
         space, base_config=None, base=base_cfg.to_dict(), overrides={}, metric=given.get("metric", space.metric),
+        mode=METRIC_MODES[args.metric] if args.metric in METRIC_MODES else space.mode,
         num_samples=given.get("num_samples", space.num_samples),
         max_concurrent=given.get("max_concurrent", space.max_concurrent),
         scheduler=dataclasses.replace(space.scheduler, max_t=max_t, grace_period=grace),
@@ -230,7 +231,8 @@ def trial_overrides(space: SearchSpace, trial_dir: Path) -> dict[str, Any]:
     return {"log_dir": str(trial_dir), "exp_name": "train", "device": "cuda" if r.gpus_per_trial > 0 else "cpu",
             "trainer.max_epochs": space.scheduler.max_t, "trainer.progress": False,
             "trainer.keep_last_k": 0,  # Tune keeps the trial's checkpoints; no periodic copies
-            "advanced.torch_threads": max(1, math.floor(r.cpus_per_trial))}
+            "advanced.torch_threads": max(1, math.floor(r.cpus_per_trial)),
+            **({"trainer.sample_every_epochs": 1} if space.metric.startswith("sample/") else {})}
 
 
 def trainable(space: SearchSpace, arrays: Any) -> Any:

@@ -63,8 +63,14 @@ RESERVED_KEYS = {
     "trainer.progress": "trials run without progress bars",
     "advanced.torch_threads": "set from resources.cpus_per_trial",
 }
-# Metrics train_abr reports every epoch: ASHA needs its metric in every report.
-METRICS = ("val/mse_v", "epoch/train_loss_avg")
+# Metrics a search may optimise, with the direction in which they improve. ASHA needs its
+# metric in every report, so a `sample/*` metric makes every trial sample every epoch.
+METRIC_MODES = {
+    "val/mse_v": "min", "epoch/train_loss_avg": "min", "sample/corr": "max", "sample/mse_uv": "min",
+    "sample/wave_v_latency_mae_ms": "min", "sample/wave_v_missed_frac": "min", "sample/detection_acc": "max",
+    "sample/spectral_distance_db": "min",
+}
+METRICS = tuple(METRIC_MODES)
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         "==": operator.eq, "!=": operator.ne}
 _CONDITION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
@@ -519,6 +525,9 @@ def check_settings(space: SearchSpace) -> None:
     checks = [
         (space.metric in METRICS,
          f"metric {space.metric!r} is not reported every epoch; use one of {', '.join(METRICS)}"),
+        (METRIC_MODES.get(space.metric, space.mode) == space.mode,
+         f"metric {space.metric!r} improves when it goes {'down' if space.mode == 'max' else 'up'}; "
+         f"set mode: {METRIC_MODES.get(space.metric)}"),
         (space.num_samples >= 1, f"num_samples must be >= 1, got {space.num_samples}"),
         (space.max_concurrent >= 1, f"max_concurrent must be >= 1, got {space.max_concurrent}"),
         (s.max_t is None or s.max_t >= 1, f"scheduler.max_t must be >= 1, got {s.max_t}"),

@@ -144,7 +144,8 @@ BAD_SPACES = [
      "cannot read when"),
     ({"params": {"loss.stft.n_fft": {"dist": "choice", "values": [32], "when": "loss.stft_weight > 0"},
                  "loss.stft_weight": {"dist": "uniform", "low": 0, "high": 1}}}, "not a param declared before it"),
-    ({"params": LR, "metric": "sample/corr"}, "is not reported every epoch"),
+    ({"params": LR, "metric": "sample/nonsense"}, "is not reported every epoch"),
+    ({"params": LR, "metric": "sample/corr"}, "improves when it goes up; set mode: max"),
     ({"params": LR, "mode": "minimum"}, "mode is 'minimum'; allowed: min, max"),
     ({"params": LR, "scheduler": {"max_t": 2, "grace_period": 3}}, "grace_period (3) must be <= max_t (2)"),
     ({"params": LR, "scheduler": {"max_t": "ten"}}, "scheduler.max_t must be of type int"),
@@ -183,3 +184,14 @@ def test_base_config_resolves_relative_to_the_space_file(tmp_path):
     path = tmp_path / "spaces" / "s.yaml"
     path.write_text(yaml.safe_dump({"base_config": "../configs/small.yaml", "params": LR}))
     assert from_dict(load_space(path).base_raw()).model.d_model == 48
+
+
+def test_a_sample_metric_makes_every_trial_sample_every_epoch(tmp_path):
+    import dataclasses
+
+    from abr_tune.search import trial_overrides
+
+    space = _space(params=LR)
+    assert "trainer.sample_every_epochs" not in trial_overrides(space, tmp_path)
+    latency = dataclasses.replace(space, metric="sample/wave_v_latency_mae_ms")
+    assert trial_overrides(latency, tmp_path)["trainer.sample_every_epochs"] == 1
