@@ -357,7 +357,24 @@ def main(argv: Optional[list[str]] = None) -> int:
         ray.shutdown()
     if summary["interrupted"]:
         return 130
+    _write_report(exp)
     return 0 if summary["best"] else 1
+
+
+def _write_report(exp: Experiment) -> None:
+    """The report of a finished local search; a report failure never fails the search itself."""
+    if exp.local_dir is None:
+        print(f"Report: run `python -m abr_tune.report <local copy of {exp.path}>`", flush=True)
+        return
+    from .report import write_report
+
+    try:
+        path = write_report(exp.local_dir)
+    except Exception as err:  # noqa: BLE001 - the search's results are already safe on disk
+        print(f"abr-tune: warning: the report could not be written ({err}); "
+              f"retry with: python -m abr_tune.report {exp.local_dir}", file=sys.stderr)
+        return
+    print(f"Report: {path / 'index.html'}", flush=True)
 
 
 def tune_trials(exp: Experiment) -> dict[str, Any]:
