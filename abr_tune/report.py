@@ -25,6 +25,7 @@ from .config import diff, from_dict, load_config
 from .errors import CliParser, UserError, cli_entry
 from .plots import plt
 from .search_report import BEST_CONFIG_FILE, SUMMARY_FILE, short_name
+from .search_report import fmt_value as _fmt
 from .space import SearchSpace, load_space
 
 REPORT_DIR = "report"
@@ -219,14 +220,6 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _duration(seconds: float) -> str:

@@ -186,9 +186,9 @@ def format_table(trials: list[TrialRecord], exp: Experiment) -> str:
     head = ["#", "trial", *short, f"best {exp.space.metric}", "last", "epochs", "early", "status"]
     rows = []
     for i, t in enumerate(trials, 1):
-        params = [_fmt(t.params[n]) if n in t.params else "-" for n in names]
-        rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, _fmt(t.best_value),
-                     _fmt(t.last_value), str(t.epochs_run), "yes" if t.stopped_early else "no", t.status])
+        params = [fmt_value(t.params[n]) if n in t.params else "-" for n in names]
+        rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, fmt_value(t.best_value),
+                     fmt_value(t.last_value), str(t.epochs_run), "yes" if t.stopped_early else "no", t.status])
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     lines.insert(1, "-" * len(lines[0]))
@@ -202,7 +202,8 @@ def short_name(param: str) -> str:
     return ",".join(k.rsplit(".", 1)[-1] for k in param.split(","))
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A table cell: 4 significant digits for floats, "-" for None."""
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,10 @@ def assert_user_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
     errors = [line for line in lines if line.startswith("abr-tune: error:")]
     assert len(errors) == 1, lines
     assert fragment in errors[0], errors[0]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

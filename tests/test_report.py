@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import sqlite3
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from conftest import assert_user_error, run_cli, tiny_config
+from conftest import assert_user_error, free_port, run_cli, tiny_config
 
 from abr_tune.report import INDEX_HTML, REPORT_DIR, SUMMARY_MD, main, write_report
 from abr_tune.report_plots import asha_rungs, study_importance
@@ -24,12 +23,6 @@ from abr_tune.space import parse_space
 
 FIGURES = ("learning_curves.png", "params_vs_metric.png", "param_importance.png", "best_trial_samples.png")
 DATA_URI = 'src="data:image/png;base64,'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +43,7 @@ def experiment(tmp_path_factory) -> Path:
     }
     (tmp / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     proc = run_cli("abr_tune.search", "--space", str(tmp / "space.yaml"), "--storage-path", str(tmp / "runs"),
-                   "--name", "exp", "--dashboard-port", str(_free_port()), timeout=170)
+                   "--name", "exp", "--dashboard-port", str(free_port()), timeout=170)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return tmp / "runs" / "exp"
 

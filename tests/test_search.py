@@ -21,17 +21,11 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import ROOT, assert_user_error, run_cli, tiny_config
+from conftest import ROOT, assert_user_error, free_port, run_cli, tiny_config
 
 from abr_tune.config import load_config
 
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _space_file(tmp_path: Path, **fields) -> Path:
@@ -95,7 +89,7 @@ def test_bad_flags_and_spaces_exit_2_before_anything_starts(tmp_path):
         (("--space", "search_spaces/training.yaml", "--override", "data.synthetic.n_subjects: 12"),
          "loader.batch_size=128 exceeds the"),
         (("--resume", str(tmp_path)), "is not an abr-tune search experiment"),
-        (("--space", str(space), "--address", f"127.0.0.1:{_free_port()}"), "cannot reach the Ray cluster"),
+        (("--space", str(space), "--address", f"127.0.0.1:{free_port()}"), "cannot reach the Ray cluster"),
         (("--space", str(space), "--address", f"127.0.0.1:{not_ray.getsockname()[1]}"), "no Ray GCS answers"),
     ]
     with not_ray:
@@ -112,7 +106,7 @@ def test_bad_flags_and_spaces_exit_2_before_anything_starts(tmp_path):
 
 @pytest.mark.timeout(150)
 def test_smoke_test_runs_in_well_under_a_minute_and_the_dashboard_answers(tmp_path):
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "abr_tune.search", "--space", "search_spaces/lr_stft.yaml", "--smoke-test",
            "--storage-path", str(tmp_path), "--name", "smoke", "--dashboard-port", str(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
@@ -152,7 +146,7 @@ def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
                         search={"seed": 0, "n_startup_trials": 4, "points_to_evaluate": points},
                         params={"optim.lr": {"dist": "loguniform", "low": 1e-6, "high": 1e3}})
     proc = run_cli("abr_tune.search", "--space", str(space), "--storage-path", str(tmp_path / "runs"),
-                   "--name", "asha", "--dashboard-port", str(_free_port()), timeout=170)
+                   "--name", "asha", "--dashboard-port", str(free_port()), timeout=170)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "asha"
     summary = _summary(exp)
@@ -209,7 +203,7 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial(tmp_path):
                         search={"seed": 0, "n_startup_trials": 2, "points_to_evaluate": [{"optim.lr": 3e-3}]})
     runs, exp = tmp_path / "runs", tmp_path / "runs" / "resume"
     cmd = [sys.executable, "-m", "abr_tune.search", "--space", str(space), "--storage-path", str(runs),
-           "--name", "resume", "--dashboard-port", str(_free_port())]
+           "--name", "resume", "--dashboard-port", str(free_port())]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     # Its own session: killing the group takes the driver and the Ray it started, like a reboot.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -224,7 +218,7 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial(tmp_path):
     finished_before = {n: v for n, state, v in _study_trials(exp) if state == "COMPLETE"}
     assert any(n >= 2 for n in before.values()) and not (exp / "search_summary.json").exists()
 
-    resumed = run_cli("abr_tune.search", "--resume", str(exp), "--dashboard-port", str(_free_port()), timeout=200)
+    resumed = run_cli("abr_tune.search", "--resume", str(exp), "--dashboard-port", str(free_port()), timeout=200)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = _summary(exp)
     assert summary["resumed"] and summary["num_trials"] == 4
@@ -246,7 +240,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     space = _space_file(tmp_path, num_samples=1, scheduler={"max_t": 6, "grace_period": 6})
     exp = tmp_path / "runs" / "killed"
     cmd = [sys.executable, "-m", "abr_tune.search", "--space", str(space), "--storage-path", str(exp.parent),
-           "--name", exp.name, "--dashboard-port", str(_free_port())]
+           "--name", exp.name, "--dashboard-port", str(free_port())]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
