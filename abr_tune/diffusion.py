@@ -40,6 +40,12 @@ class Schedule:
     betas: Tensor  # β_t, float64 (T,)
     num_steps: int
 
+    def __post_init__(self) -> None:
+        # (√ᾱ_t, √(1−ᾱ_t)) once, in float64 and rounded to float32: every training and DDIM step
+        # gathers them, and these are the values a float64 gather + sqrt + cast per call gave.
+        tables = (self.alphas_cumprod.sqrt(), (1 - self.alphas_cumprod).sqrt())
+        self._sqrt_tables = {torch.float64: tables, torch.float32: tuple(t.float() for t in tables)}
+
     @classmethod
     def cosine(cls, num_steps: int) -> Schedule:
         """The cosine schedule of Nichol & Dhariwal 2021 (s = 0.008, β ≤ 0.999)."""
@@ -52,10 +58,11 @@ class Schedule:
 
 
 def _coefficients(schedule: Schedule, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(√ᾱ_t, √(1−ᾱ_t)) gathered in float64, cast to x's dtype, shaped to broadcast over x."""
-    alpha_bar = schedule.alphas_cumprod.to(t.device)[t]  # (B,)
+    """(√ᾱ_t, √(1−ᾱ_t)) gathered at t in x's dtype (from the float64 tables for float64 x,
+    else the float32 ones), shaped to broadcast over x."""
+    tables = schedule._sqrt_tables[torch.float64 if x.dtype == torch.float64 else torch.float32]
     shape = (-1,) + (1,) * (x.ndim - 1)  # (B, 1, 1) for x of shape (B, C, T)
-    return alpha_bar.sqrt().to(x.dtype).view(shape), (1 - alpha_bar).sqrt().to(x.dtype).view(shape)
+    return tuple(table.to(t.device)[t].to(x.dtype).view(shape) for table in tables)
 
 
 def q_sample(schedule: Schedule, x_start: Tensor, t: Tensor, noise: Tensor) -> Tensor:

@@ -32,32 +32,37 @@ class EMA:
         self.decay = decay
         self.num_updates = 0
         self.shadow: dict[str, Tensor] = {name: t.detach().clone() for name, t in _tracked(model)}
+        self._shadow_list = list(self.shadow.values())  # in _tracked order, for the foreach ops
+
+    def _model_tensors(self, model: nn.Module) -> list[Tensor]:
+        """The model's tracked tensors in shadow order (re-read each call: `.to()` replaces buffers)."""
+        tensors = [t.detach() for _, t in _tracked(model)]
+        if len(tensors) != len(self._shadow_list):
+            raise ValueError(f"EMA tracks {len(self._shadow_list)} tensors but the model has {len(tensors)}")
+        return tensors
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """shadow <- decay_n * shadow + (1 - decay_n) * weights; call after every optimiser step."""
         weight = 1 - warmup_decay(self.decay, self.num_updates)
-        for name, t in _tracked(model):
-            self.shadow[name].lerp_(t.detach(), weight)
+        torch._foreach_lerp_(self._shadow_list, self._model_tensors(model), weight)  # one fused call
         self.num_updates += 1
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
         """Overwrite the model's weights with the EMA weights."""
-        for name, t in _tracked(model):
-            t.copy_(self.shadow[name])
+        torch._foreach_copy_(self._model_tensors(model), self._shadow_list)
 
     @contextmanager
     def swap_into(self, model: nn.Module) -> Iterator[nn.Module]:
         """Run a block with the EMA weights in `model`; the raw weights are restored afterwards."""
-        raw = {name: t.detach().clone() for name, t in _tracked(model)}
+        raw = [t.clone() for t in self._model_tensors(model)]
         self.copy_to(model)
         try:
             yield model
         finally:
             with torch.no_grad():
-                for name, t in _tracked(model):
-                    t.copy_(raw[name])
+                torch._foreach_copy_(self._model_tensors(model), raw)
 
     def state_dict(self) -> dict[str, Any]:
         """Shadow tensors and the update count (loadable with torch.load(weights_only=True))."""

@@ -7,6 +7,7 @@ L1(|S_pred|, |S_tgt|) + L1(log(|S_pred| + eps), log(|S_tgt| + eps)).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,13 @@ def stft_resolutions(cfg: StftConfig) -> list[Resolution]:
     return resolutions
 
 
+@functools.lru_cache(maxsize=32)
+def _hann_window(win: int, device: torch.device) -> Tensor:
+    return torch.hann_window(win, device=device)  # built once per (length, device), not per call
+
+
 def _magnitude(x: Tensor, n_fft: int, hop: int, win: int) -> Tensor:
-    window = torch.hann_window(win, device=x.device)
+    window = _hann_window(win, x.device)
     spec = torch.stft(x, n_fft, hop_length=hop, win_length=win, window=window, return_complex=True)
     return spec.abs()  # (B*C, F, frames)
 

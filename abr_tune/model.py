@@ -3,6 +3,8 @@
 x_t (B, 1, 200) -> multi-scale conv stem -> + learned positions -> pre-norm transformer
 blocks, each FiLM-modulated by (timestep embedding + static condition) -> LayerNorm +
 linear head -> v̂ (B, 1, 200). The model knows nothing about the noise schedule.
+Dropout acts on each sub-layer's output (attention, conv, feed-forward) before the residual
+add, not on the attention weights: that keeps SDPA on its fused kernel (~4x faster on CPU).
 """
 
 from __future__ import annotations
@@ -36,22 +38,39 @@ class MultiScaleStem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = torch.cat([F.gelu(branch(x)) for branch in self.branches], dim=1)  # (B, K*C, T)
-        return self.fuse(h).transpose(1, 2)  # (B, T, C)
+        # Contiguous (B, T, C): the residual stream would otherwise keep the conv's (B, C, T)
+        # memory layout through every block and each LayerNorm and matmul would copy it.
+        return self.fuse(h).transpose(1, 2).contiguous()  # (B, T, C)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout with a ~2x cheaper mask on CPU: two 15-bit integer draws per 32-bit random
+    number instead of a float bernoulli_ draw per element; p is rounded to a multiple of 1/32768."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or x.device.type != "cpu" or not 0 < self.p < 1:
+            return super().forward(x)
+        dropped = round(self.p * 32768)
+        n = x.numel()
+        # random_() on int32 draws 31 uniform bits: both int16 halves hold 15 of them.
+        bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_().view(torch.int16)[:n].view(x.shape)
+        keep = (bits & 0x7FFF) >= dropped
+        return x * (keep.to(x.dtype) * (32768 / (32768 - dropped)))
 
 
 class SelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
-        self.n_heads, self.dropout = n_heads, dropout
+        self.n_heads = n_heads
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, H, T, D)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v)  # no weight dropout: see the module docstring
         return self.drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))  # (B, T, C)
 
 
@@ -62,11 +81,15 @@ class ConvModule(nn.Module):
         super().__init__()
         self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model)
         self.pointwise = nn.Linear(d_model, d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = F.gelu(self.depthwise(x.transpose(1, 2))).transpose(1, 2)  # (B, T, C)
-        return self.drop(self.pointwise(h))
+        # (B, T, C) seen as (B, C, 1, T) is already channels-last: a 2-D conv reads and writes
+        # that layout directly, where Conv1d would copy to (B, C, T) and back.
+        conv = self.depthwise
+        h = F.conv2d(x.transpose(1, 2).unsqueeze(2), conv.weight.unsqueeze(2), conv.bias,
+                     padding=(0, conv.padding[0]), groups=conv.groups)  # (B, C, 1, T), channels-last
+        return self.drop(self.pointwise(F.gelu(h.squeeze(2).transpose(1, 2))))  # (B, T, C)
 
 
 class Block(nn.Module):
@@ -84,15 +107,14 @@ class Block(nn.Module):
         self.conv = ConvModule(d, cfg.conv_kernel_size, cfg.dropout) if cfg.use_conv_module else None
         self.norm_ff = nn.LayerNorm(d)
         self.ff = nn.Sequential(
-            nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.ff_mult * d, d), nn.Dropout(cfg.dropout),
+            nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Linear(cfg.ff_mult * d, d), Dropout(cfg.dropout),
         )
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         scale, shift = self.film(emb).unsqueeze(1).chunk(2, dim=-1)  # each (B, 1, C)
 
         def modulate(h: Tensor) -> Tensor:
-            return h * (1 + scale) + shift
+            return torch.addcmul(shift, h, 1 + scale)  # h * (1 + scale) + shift in one pass
 
         x = x + self.attn(modulate(self.norm_attn(x)))
         if self.conv is not None:

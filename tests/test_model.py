@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from abr_tune.config import ModelConfig
 from abr_tune.diffusion import Schedule, q_sample, v_target
-from abr_tune.model import ABRTransformer, count_parameters, flops_per_example
+from abr_tune.model import ABRTransformer, Dropout, count_parameters, flops_per_example
 
 TINY = dict(d_model=32, n_layers=2, n_heads=4, dropout=0.0)
 
@@ -141,3 +141,17 @@ def test_tiny_model_overfits_one_batch():
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_cpu_dropout_keeps_one_minus_p_and_rescales():
+    drop = Dropout(0.1).train()
+    torch.manual_seed(0)
+    x = torch.ones(1000, 1001)  # odd size: the int16 halves of the last 32-bit draw are cut
+    y = drop(x)
+    kept = y != 0
+    assert kept.float().mean().item() == pytest.approx(1 - 3277 / 32768, abs=2e-3)  # p rounded to 1/32768
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 32768 / (32768 - 3277)))
+    assert y.mean().item() == pytest.approx(1.0, abs=3e-3)
+    torch.manual_seed(0)
+    torch.testing.assert_close(drop(x), y, rtol=0, atol=0)  # the global seed decides the mask
+    assert drop.eval()(x) is x
