@@ -262,7 +262,12 @@ def load_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise UserError(f"file not found: '{path}'; check the path")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise UserError(f"'{path}' is not a YAML text file (byte {err.start} is not UTF-8); "
+                        "save it as UTF-8 text") from None
+    except OSError as err:
+        raise UserError(f"cannot read '{path}' ({err.strerror or err}); check the path and its permissions") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

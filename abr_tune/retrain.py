@@ -40,8 +40,19 @@ def plan(args: Any) -> tuple[TrainConfig, dict[str, Any]]:
     if args.max_epochs is not None:
         overrides["trainer.max_epochs"] = args.max_epochs
     cfg = load_config(exp / BEST_CONFIG_FILE, overrides)
-    summary = json.loads((exp / SUMMARY_FILE).read_text())
-    return cfg, summary
+    return cfg, _read_summary(exp / SUMMARY_FILE)
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    """search_summary.json with the keys main reads; a damaged file is a UserError."""
+    fix = "re-run or resume the search"
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError as err:  # bad JSON, or bytes that are not UTF-8
+        raise UserError(f"'{path}' is not a readable search summary ({err}); {fix}") from None
+    if not isinstance(summary, dict) or not {"name", "experiment_dir", "metric", "best"} <= summary.keys():
+        raise UserError(f"'{path}' is not a search summary (no name, experiment_dir, metric and best); {fix}")
+    return summary
 
 
 @cli_entry

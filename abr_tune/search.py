@@ -25,7 +25,7 @@ import yaml
 
 from .config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from .errors import CliParser, UserError, cli_entry
-from .search_cluster import check_address, check_local_resources, check_resources, start_ray
+from .search_cluster import check_address, check_dashboard, check_local_resources, check_resources, start_ray
 from .search_report import report, short_name
 from .space import METRIC_MODES, SearchSpace, check_settings, load_space
 
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--override", metavar='"K: V, ..."', help='train config overrides for every trial')
     p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
                    help="Ray dashboard interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--dashboard-port", type=int, default=8265, metavar="PORT", help="Ray dashboard port (default 8265)")
+    p.add_argument("--dashboard-port", type=int, metavar="PORT",
+                   help="Ray dashboard port (default 8265, or the next free one when another Ray holds it)")
     p.add_argument("--smoke-test", action="store_true", help="tiny model and data, 4 trials of 2 epochs: seconds each")
     p.add_argument("--metric", help="metric to optimise: val/mse_v (default) or epoch/train_loss_avg")
     p.add_argument("--seed", type=int, metavar="N", help="sampler seed (default from the space)")
@@ -164,7 +165,16 @@ def _check_name(name: str) -> str:
 
 
 def _storage_path(value: str) -> str:
-    return value if "://" in value else str(Path(value).expanduser().resolve())
+    """A URI as given, else an absolute local path whose nearest existing part is a writable directory."""
+    if "://" in value:
+        return value
+    path = Path(value).expanduser().resolve()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not a directory" if not existing.is_dir() else "is not writable"
+        raise UserError(f"--storage-path '{value}' cannot hold experiments: '{existing}' {problem}; "
+                        "pass a writable directory")
+    return str(path)
 
 
 def plan_resume(args: argparse.Namespace) -> Experiment:
@@ -334,6 +344,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     address = check_address(args.address)
     if address is None:
         check_local_resources(exp.space)
+        check_dashboard(args.dashboard_host, args.dashboard_port)
     arrays = load_data(exp.space)
     started = time.time()
     start_ray(args, address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import socket
 import sys
@@ -27,6 +28,24 @@ def check_local_resources(space: SearchSpace) -> None:
         if r.gpus_per_trial > torch.cuda.device_count():
             raise UserError(f"--gpus-per-trial {r.gpus_per_trial:g} but this machine has "
                             f"{torch.cuda.device_count()} GPUs; use 0 (CPU) or run on a GPU machine or cluster")
+
+
+def check_dashboard(host: str, port: Optional[int]) -> None:
+    """Before starting a local Ray: the dashboard host is this machine's and an explicit port is free
+    (ray.init fails with a traceback otherwise; without a port Ray takes 8265 or the next free one)."""
+    if port is not None and not 1 <= port <= 65535:
+        raise UserError(f"--dashboard-port must be between 1 and 65535, got {port}")
+    try:
+        family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Ray's own check does
+            s.bind((host, port or 0))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise UserError(f"--dashboard-port {port} is already in use on {host} (another search or Ray?); "
+                            "pick another port, or leave --dashboard-port out to take the next free one") from None
+        raise UserError(f"--dashboard-host {host!r} is not an address of this machine ({err.strerror or err}); "
+                        "use 127.0.0.1 (the default) or 0.0.0.0") from None
 
 
 def check_address(address: Optional[str]) -> Optional[str]:
@@ -82,8 +101,8 @@ def start_ray(args: argparse.Namespace, address: Optional[str]) -> None:
 
     if address is None:
         if args.dashboard_host not in ("127.0.0.1", "localhost"):
-            print(f"abr-tune: warning: the Ray dashboard listens on {args.dashboard_host}:{args.dashboard_port}; "
-                  "anyone who can reach that port can run code on this machine", file=sys.stderr)
+            print(f"abr-tune: warning: the Ray dashboard listens on {args.dashboard_host}; "
+                  "anyone who can reach its port can run code on this machine", file=sys.stderr)
         ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host,
                        dashboard_port=args.dashboard_port)
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from .config import apply_overrides, from_dict
+from .errors import UserError
 
 if TYPE_CHECKING:
     from .search import Experiment
@@ -144,9 +145,10 @@ def _status(result: Any, summary: Optional[dict], history: list[dict], max_t: in
 
 
 def _error_line(error: BaseException) -> str:
+    """The exception's last line; a UserError (bad data or config in the trial) without its class name."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
     line = lines[-1] if lines else type(error).__name__
-    return line[:200]
+    return line.removeprefix(f"{UserError.__module__}.{UserError.__qualname__}: ")[:200]
 
 
 def _best_checkpoint(result: Any, metric: str, mode: str) -> Optional[str]:

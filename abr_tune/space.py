@@ -536,6 +536,7 @@ def check_settings(space: SearchSpace) -> None:
          f"scheduler.grace_period ({s.grace_period}) must be <= max_t ({s.max_t})"),
         (s.reduction_factor > 1, f"scheduler.reduction_factor must be > 1, got {s.reduction_factor}"),
         (space.search.n_startup_trials >= 0, "search.n_startup_trials must be >= 0"),
+        (0 <= space.search.seed < 2**32, f"search.seed must be in [0, 2**32), got {space.search.seed}"),
         (space.resources.cpus_per_trial > 0, "resources.cpus_per_trial must be > 0"),
         (space.resources.gpus_per_trial >= 0, "resources.gpus_per_trial must be >= 0"),
     ]

@@ -180,7 +180,8 @@ def _numbers(frame: Any, columns: list[str], path: Path) -> np.ndarray:
 def _validated(raw: Raw, static_order: list[str], path: Path) -> ABRArrays:
     signals = np.asarray(raw["signals"])
     _check(signals.dtype.kind in "iuf" and signals.ndim == 2 and signals.shape[0] > 0,
-           f"'{path}': signals must be a non-empty numeric array [N, {SEQUENCE_LENGTH}], got shape {signals.shape}")
+           f"'{path}': signals must be a non-empty numeric array [N, {SEQUENCE_LENGTH}], "
+           f"got shape {signals.shape} of {signals.dtype}")
     n, length = signals.shape
     _check(length == SEQUENCE_LENGTH, f"'{path}': signals have {length} samples per recording; " + _NEEDS_200)
     bad_signals = ~np.isfinite(signals).all(axis=1)
