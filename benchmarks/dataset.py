@@ -62,8 +62,7 @@ def _transfer(sizes: tuple[int, int]) -> list[Figure]:
     finally:
         ray.shutdown()
     space = load_space(ROOT / "search_spaces" / "lr_stft.yaml")
-    driver_load = getattr(search, "load_data", None) or search.load_arrays  # named load_data since issue 4
-    once = driver_load(space) is not None  # the driver's single load, handed to every trial
+    once = search.load_data(space) is not None  # the driver's single load, handed to every trial
     get_s, regen_s = median([f[0] for f in fetched]), median([r[0] for r in regenerated])
     nbytes = arrays.signals.nbytes + arrays.static.nbytes
     return [
