@@ -57,7 +57,7 @@ class ModelConfig:
     n_layers: int = 6  # transformer blocks
     n_heads: int = 8  # attention heads; must divide d_model
     ff_mult: int = 4  # feed-forward width = ff_mult * d_model
-    dropout: float = 0.1  # dropout in attention and feed-forward
+    dropout: float = 0.1  # dropout on each sub-layer's output (attention, conv, feed-forward)
     stem_kernels: list[int] = field(default_factory=lambda: [3, 7, 15])  # multi-scale stem
     use_conv_module: bool = True  # depthwise-conv module in each block
     conv_kernel_size: int = 7  # kernel of that depthwise conv
@@ -80,7 +80,7 @@ class OptimConfig:
     grad_clip: float = 1.0  # max gradient norm (0 disables clipping)
     amp: bool = True  # mixed precision on CUDA; on CPU only with amp_on_cpu
     amp_dtype: Literal["bf16", "fp16"] = "bf16"  # fp16 uses a GradScaler
-    amp_on_cpu: bool = False  # allow bf16 autocast on CPU (usually slower)
+    amp_on_cpu: bool = False  # bf16 autocast on CPU: faster for large models on AMX CPUs only
     ema_decay: float = 0.999  # EMA decay, warmed up as min(decay, (1+n)/(10+n))
 
 
