@@ -131,11 +131,11 @@ class Generated:
 def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir: str | Path | None = None, *,
              arrays: ABRArrays | None = None, verbose: bool = True) -> dict[str, Any]:
     """Generate and score; returns the metrics.json content and writes every output when `out_dir` is given."""
-    from .train import load_training_state
+    from .checkpoint import load_checkpoint
 
     o = options or EvalOptions()
     o.check()
-    state = load_training_state(checkpoint)
+    state = load_checkpoint(checkpoint)
     cfg = _eval_config(state, o)
     split = _load_split(cfg, o.split, arrays)
     idx = select_conditions(len(split), o.max_conditions, o.seed)

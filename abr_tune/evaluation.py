@@ -106,9 +106,10 @@ def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray
 def evaluate_checkpoint(checkpoint_path: str | Path, *, split: str = "test", config: TrainConfig | None = None,
                         num_examples: int = 64, arrays: ABRArrays | None = None) -> dict[str, Any]:
     """Score a checkpoint's EMA weights on a split: `<split>/mse_v` and DDIM sample metrics."""
-    from .train import autocast_factory, build_model, load_training_state, resolve_device
+    from .checkpoint import load_checkpoint
+    from .train import autocast_factory, build_model, resolve_device
 
-    state = load_training_state(checkpoint_path)
+    state = load_checkpoint(checkpoint_path)
     cfg = config or from_dict(state["config"])
     device = resolve_device(cfg.device)
     model = build_model(cfg, state, device, use_ema=True)

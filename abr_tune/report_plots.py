@@ -338,12 +338,12 @@ def _sample_figure(best: dict[str, Any], checkpoint: Path, conditions: int,
     import numpy as np
     from tqdm.auto import tqdm
 
+    from .checkpoint import load_checkpoint
     from .data import prepare_splits
     from .evaluate import CheckpointSampler
     from .evaluation import pick_reference_indices
-    from .train import load_training_state
 
-    state = load_training_state(checkpoint)
+    state = load_checkpoint(checkpoint)
     cfg = from_dict(state["config"])
     cfg.device = "auto"  # the GPU if this machine has one, whatever the trial ran on
     val = prepare_splits(cfg.data).val

@@ -58,9 +58,10 @@ def _check_args(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = _check_args(args)
-    from .train import autocast_factory, build_model, load_training_state, resolve_device
+    from .checkpoint import load_checkpoint
+    from .train import autocast_factory, build_model, resolve_device
 
-    state = load_training_state(args.checkpoint)
+    state = load_checkpoint(args.checkpoint)
     cfg = from_dict(state["config"])
     if args.steps is not None:
         cfg.diffusion.sample_steps = min(args.steps, cfg.diffusion.num_train_steps)

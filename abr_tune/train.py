@@ -77,10 +77,6 @@ def _load_model_weights(model: torch.nn.Module, state: dict, cfg: TrainConfig) -
         ) from None
 
 
-def load_training_state(path: str | Path) -> dict[str, Any]:
-    return load_checkpoint(path)
-
-
 def lr_multiplier(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     """Linear warm-up for lr_warmup_steps, then cosine decay to min_lr_ratio (or constant)."""
     warmup, floor = cfg.advanced.lr_warmup_steps, cfg.advanced.min_lr_ratio
