@@ -9,6 +9,7 @@ Everything a user can get wrong is checked before Ray starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,6 +17,7 @@ import math
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +27,9 @@ import yaml
 
 from .config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from .errors import CliParser, UserError, cli_entry
+from .reporting import StopRun
 from .search_cluster import check_address, check_dashboard, check_local_resources, check_resources, start_ray
-from .search_report import report, short_name
+from .search_report import STOPPED_EARLY, report, short_name
 from .space import METRIC_MODES, SearchSpace, check_settings, load_space
 
 SPACE_FILE = "space.yaml"  # the resolved space (inline base, flags applied): what --resume reads
@@ -201,12 +204,18 @@ def _can_restore(path: Path) -> bool:
 # ---------------------------------------------------------------- the trial
 
 class TuneReporter:
-    """train_abr's Reporter inside a Tune trial: one `tune.report` per epoch."""
+    """train_abr's Reporter inside a Tune trial: one `tune.report` per epoch.
+
+    When the scheduler stops the trial, Tune ends the trial's thread with SystemExit from
+    inside `tune.report`; the reporter turns that into StopRun so train_abr closes its logs and
+    returns its summary, and `stopped` tells run_trial to hand the exit back to Tune.
+    """
 
     def __init__(self) -> None:
         import ray
 
         self._node_id = ray.get_runtime_context().get_node_id()
+        self.stopped = False
 
     def restore_dir(self) -> Optional[Path]:
         from ray import tune
@@ -218,7 +227,11 @@ class TuneReporter:
         from ray import tune
 
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        tune.report({**metrics, "node_id": self._node_id}, checkpoint=checkpoint)
+        try:
+            tune.report({**metrics, "node_id": self._node_id}, checkpoint=checkpoint)
+        except SystemExit:
+            self.stopped = True
+            raise StopRun(f"{STOPPED_EARLY} at epoch {int(metrics['epoch'])}") from None
 
 
 def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None) -> None:
@@ -228,10 +241,16 @@ def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None)
     from .train import train_abr
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
+    # The worker is reused for the next trial once this one's thread has ended; Tune waits 2 s
+    # for that by default and fails the next trial if a stopped one takes longer to close.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     trial_dir = Path(tune.get_context().get_trial_dir())
     cfg = from_dict(apply_overrides(space.base, {**space.resolve(config), **trial_overrides(space, trial_dir)}))
-    summary = train_abr(cfg, TuneReporter(), arrays=arrays)
+    reporter = TuneReporter()
+    summary = train_abr(cfg, reporter, arrays=arrays)
     (trial_dir / TRIAL_SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+    if reporter.stopped:
+        sys.exit(0)  # how a stopped trial's thread must end: Tune then reuses this worker
 
 
 def trial_overrides(space: SearchSpace, trial_dir: Path) -> dict[str, Any]:
@@ -280,6 +299,9 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
         tune_config=tune.TuneConfig(
             metric=s.metric, mode=s.mode, search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
             scheduler=scheduler, num_samples=s.num_samples, trial_name_creator=trial_name,
+            # A finished trial's worker runs the next one: torch, the package and its first
+            # optimizer (which imports torch._dynamo) are loaded once per worker, ~2.6 s a trial.
+            reuse_actors=True,
             trial_dirname_creator=trial_dirname),
         run_config=run_config(exp))
 
@@ -362,14 +384,30 @@ def main(argv: Optional[list[str]] = None) -> int:
         results = tuner.fit()
         summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
                          resumed=bool(args.resume))
-    finally:
+    except BaseException:
         import ray
 
         ray.shutdown()
-    if summary["interrupted"]:
-        return 130
-    _write_report(exp)
+        raise
+    with _ray_stopping():
+        if summary["interrupted"]:
+            return 130
+        _write_report(exp)
     return 0 if summary["best"] else 1
+
+
+@contextlib.contextmanager
+def _ray_stopping():
+    """Shut Ray down in the background while the body runs: ray.shutdown mostly waits ~1.5 s
+    for Ray's processes to exit, and the end-of-search report needs no Ray."""
+    import ray
+
+    stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
+    stopping.start()
+    try:
+        yield
+    finally:
+        stopping.join()
 
 
 def _write_report(exp: Experiment) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 SUMMARY_FILE = "search_summary.json"
 BEST_CONFIG_FILE = "best_config.yaml"
 RETRAIN_DIR = "retrain"  # best_config.yaml trains into <experiment>/retrain/
+STOPPED_EARLY = "stopped early by ASHA"  # status prefix of a trial the scheduler stopped
 HISTORY_KEYS = ("epoch", "val/mse_v", "epoch/train_loss_avg", "train/lr", "epoch/time_sec",
                 "sample/corr", "sample/mse_uv", "sample/wave_v_latency_mae_ms", "diverged")
 
@@ -127,20 +128,21 @@ def _column(df: Any, name: str) -> list[Any]:
 def _status(result: Any, summary: Optional[dict], history: list[dict], max_t: int) -> tuple[str, bool]:
     """Status from train_abr's summary when it got to write one, else from the reported epochs.
 
-    ASHA may stop a trial right after its last report, before train_abr returns, so a
-    trial that reached max_t without a summary still counts as completed.
+    A trial ASHA stopped writes "stopped early by ASHA at epoch k"; one whose worker went away
+    before it could write a summary is judged by its last reported epoch.
     """
     if result.error is not None:
         return f"error: {_error_line(result.error)}", False
     if summary is not None:
-        return str(summary.get("status", "completed")), False
+        status = str(summary.get("status", "completed"))
+        return status, status.startswith(STOPPED_EARLY)
     if not history:
         return "no result", False
     last = history[-1]["epoch"]
     if history[-1].get("diverged"):
         return f"diverged: non-finite loss at epoch {last}", False
     if last < max_t:
-        return f"stopped early by ASHA at epoch {last}", True
+        return f"{STOPPED_EARLY} at epoch {last}", True
     return "completed", False
 
 

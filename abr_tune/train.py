@@ -31,7 +31,7 @@ from .errors import CliParser, UserError, cli_entry
 from .evaluation import FixedDraw, SplitTensors, evaluate_checkpoint, mse_v, pick_reference_indices, sample_round
 from .losses import diffusion_loss, stft_resolutions
 from .model import ABRTransformer
-from .reporting import CHECKPOINT_FILE, Reporter
+from .reporting import CHECKPOINT_FILE, Reporter, StopRun
 from .tb_logging import RunLogger
 
 __all__ = ["train_abr", "evaluate_checkpoint"]
@@ -275,6 +275,9 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
     status = "completed"
     try:
         status = _loop(run, ckpts, logger, reporter, sample_idx)
+    except StopRun as stop:  # after the last epoch, a stop changes nothing: the run completed
+        done = run.epoch >= cfg.trainer.max_epochs
+        status = "completed" if done else str(stop) or f"stopped by the caller at epoch {run.epoch}"
     except KeyboardInterrupt:
         status = "interrupted"
         _say(cfg, f"interrupted during epoch {run.epoch + 1}; last checkpoint: {ckpts.last_path}\n"
@@ -362,7 +365,8 @@ def _diverged(run: Run, ckpts: CheckpointManager, reporter: Reporter | None) -> 
     _say(run.cfg, status + " (lower optim.lr or check the data)")
     if reporter is not None:
         metrics = {"epoch": float(run.epoch + 1), "val/mse_v": math.inf, "diverged": 1.0}
-        _report(reporter, metrics, ckpts.last_path if run.epoch else None)
+        with contextlib.suppress(StopRun):  # the run ends here either way; keep the diverged status
+            _report(reporter, metrics, ckpts.last_path if run.epoch else None)
     return status
 
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from abr_tune.config import load_config  # noqa: E402
 from abr_tune.evaluate import EvalOptions, evaluate, json_safe  # noqa: E402
+from abr_tune.reporting import StopRun  # noqa: E402
 from abr_tune.train import train_abr  # noqa: E402
 
 # Issue 6's targets on the synthetic test split: (metric, comparison, value).
@@ -35,7 +36,7 @@ SHOWN = ("corr", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wav
 
 
 class Deadline:
-    """A train_abr reporter that stops the run (as Ctrl-C would) once the wall-clock budget is spent."""
+    """A train_abr reporter that ends the run after the epoch in which the wall-clock budget ran out."""
 
     def __init__(self, seconds: float):
         self.end = time.monotonic() + seconds
@@ -45,7 +46,7 @@ class Deadline:
 
     def report(self, metrics, checkpoint_dir):
         if time.monotonic() >= self.end:
-            raise KeyboardInterrupt
+            raise StopRun(f"stopped at the deadline after epoch {int(metrics['epoch'])}")
 
 
 def train_for(config: str, minutes: float, out: Path, threads: int, epochs: int | None) -> dict:

@@ -13,7 +13,7 @@ from conftest import run_cli, tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from abr_tune.checkpoint import load_checkpoint
-from abr_tune.reporting import CHECKPOINT_FILE
+from abr_tune.reporting import CHECKPOINT_FILE, StopRun
 from abr_tune.train import train_abr
 
 REQUIRED_SCALARS = {
@@ -74,8 +74,8 @@ def test_checkpoints_load_with_weights_only_and_hold_everything(finished_run):
 class _StopAfter:
     """A reporter that records metrics and interrupts the run after `epochs` epochs (like Ctrl-C)."""
 
-    def __init__(self, epochs: int | None = None):
-        self.epochs, self.metrics, self.files = epochs, [], []
+    def __init__(self, epochs: int | None = None, stop: BaseException = KeyboardInterrupt()):
+        self.epochs, self.stop, self.metrics, self.files = epochs, stop, [], []
 
     def restore_dir(self):
         return None
@@ -84,7 +84,7 @@ class _StopAfter:
         self.metrics.append(metrics)
         self.files.append(sorted(p.name for p in Path(checkpoint_dir).iterdir()) if checkpoint_dir else None)
         if self.epochs is not None and metrics["epoch"] >= self.epochs:
-            raise KeyboardInterrupt
+            raise self.stop
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
@@ -110,6 +110,16 @@ def test_divergence_ends_the_run_with_a_clear_status(tmp_path):
                         reporter)
     assert summary["status"].startswith("diverged: non-finite loss at epoch")
     assert reporter.metrics[-1]["val/mse_v"] == math.inf and reporter.metrics[-1]["diverged"] == 1.0
+
+
+def test_a_reporter_can_end_the_run_with_its_own_status(tmp_path):
+    # What a scheduler (ASHA in a search) does: the run stops after the epoch it reported, with
+    # the reporter's reason as its status and that epoch's checkpoint saved.
+    reporter = _StopAfter(2, StopRun("stopped early by ASHA at epoch 2"))
+    summary = train_abr(tiny_config(tmp_path, trainer={"max_epochs": 5, "sample_every_epochs": 10}), reporter)
+    assert summary["status"] == "stopped early by ASHA at epoch 2"
+    assert summary["epochs_run"] == 2 and len(reporter.metrics) == 2
+    assert load_checkpoint(summary["last_checkpoint"])["epoch"] == 2
 
 
 def test_existing_run_is_not_overwritten(finished_run):
