@@ -36,7 +36,8 @@ DEFAULT_SCALES = (1.0, 1.5, 2.0)
 GENERATE_BATCH = 512  # waveforms per DDIM call: bounds memory on large splits
 GRID_PANELS = 8
 # (key, column title, format, better): the summary's tables and metrics.json's best_cfg_scale.
-AGREEMENT = (("corr", "Pearson r", ".3f", "max"), ("mse_uv", "MSE (µV²)", ".4f", "min"),
+AGREEMENT = (("corr", "Pearson r", ".3f", "max"), ("corr_truth", "r vs noise-free", ".3f", "max"),
+             ("mse_uv", "MSE (µV²)", ".4f", "min"),
              ("spectral_distance_db", "spectral dist. (dB)", ".2f", "min"),
              ("wave_v_latency_mae_ms", "V latency MAE (ms)", ".3f", "min"),
              ("wave_v_latency_bias_ms", "V latency bias (ms)", "+.3f", None),
@@ -261,6 +262,9 @@ _DEFINITIONS = """## What the numbers mean
 - **Pearson r, MSE**: each generated waveform against the recording of its condition, averaged.
   The recording holds residual noise the generator cannot know, so even the noise-free
   response scores only r = sqrt(1 − 1/Fmp) and MSE = the residual-noise power: the oracle row.
+- **r vs noise-free** (synthetic data): each generated waveform against the simulator's noise-free
+  response of its condition, over the conditions with a response. A generator that reproduces the
+  response and realistic residual noise scores what a recording does: the oracle row (≈ 0.8).
 - **spectral dist.**: RMS over 100–3000 Hz of the dB difference between the mean power spectra
   of the generated and the recorded set (0 = right spectral content).
 - **V/I/III latency, amplitude**: the documented peak picker (`abr_tune.peaks`) on each generated

@@ -100,11 +100,20 @@ def reference_targets(ref: ABRArrays, sample_rate_hz: float) -> tuple[dict[str, 
             picked.items()}, present
 
 
+def _corr_truth(flat: np.ndarray, ref: ABRArrays, repeats: int) -> float:
+    """Mean Pearson r of each generated waveform with the noise-free response of its condition,
+    over the conditions that have a response (synthetic data only: NaN without `clean_uv`)."""
+    if ref.clean_uv is None or ref.response_present is None or not ref.response_present.any():
+        return float("nan")
+    rows = np.tile(np.asarray(ref.response_present, dtype=bool), repeats)
+    return float(pearson_r(flat[rows], np.tile(ref.clean_uv, (repeats, 1))[rows]).mean())
+
+
 def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray,
                      sample_rate_hz: float) -> dict[str, float | bool | None]:
     """The full report for (K, M, T) µV samples: K repeats of the M conditions `split[idx]`.
 
-    Waveform agreement (corr, mse_uv, spectral_distance_db), per-wave peak errors
+    Waveform agreement (corr, corr_truth, mse_uv, spectral_distance_db), per-wave peak errors
     (wave_<i|iii|v>_*), detection, latency effects vs truth on the same rows, diversity.
     """
     ref = split.subset(idx)
@@ -114,6 +123,7 @@ def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray
     reference = np.tile(ref.signals, (repeats, 1))
     out: dict[str, float | bool | None] = {
         "corr": float(pearson_r(flat, reference).mean()),
+        "corr_truth": _corr_truth(flat, ref, repeats),
         "mse_uv": float(((flat - reference) ** 2).mean()),
         "spectral_distance_db": spectral_distance_db(flat, ref.signals, sample_rate_hz),
     }
@@ -135,7 +145,8 @@ def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> 
     """The reference recordings scored as if generated: the ceiling of each measurement.
 
     Detection and wave V errors are the detector's and picker's own accuracy against the
-    ground truth (wave V only where it is marked, NaN otherwise); corr and mse_uv are the
+    ground truth (wave V only where it is marked, NaN otherwise); corr_truth is the recordings'
+    own r with their noise-free responses (synthetic data); corr and mse_uv are the
     best any waveform can reach against a noisy recording, from Fmp (noise-free response:
     r = sqrt(1 - 1/Fmp), MSE = the residual-noise power). Nothing to compare for the
     others (NaN): spectral distance, waves I/III (no ground truth besides the picker).

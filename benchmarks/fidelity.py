@@ -27,10 +27,12 @@ from abr_tune.evaluate import EvalOptions, evaluate, json_safe  # noqa: E402
 from abr_tune.reporting import StopRun  # noqa: E402
 from abr_tune.train import train_abr  # noqa: E402
 
-# Issue 6's targets on the synthetic test split: (metric, comparison, value).
+# Issue 6's targets on the synthetic test split: (metric, comparison, value). Pearson r is taken
+# against the noise-free response (corr_truth): against a noisy recording even the true response
+# scores only ~0.6 (the oracle row of `corr`), against the noise-free one a recording scores ~0.8.
 TARGETS = (("wave_v_latency_mae_ms", "<=", 0.25), ("li_slope_rel_error", "<=", 0.20),
-           ("detection_acc", ">=", 0.90), ("corr", ">=", 0.80))
-SHOWN = ("corr", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wave_v_amplitude_error_pct",
+           ("detection_acc", ">=", 0.90), ("corr_truth", ">=", 0.80))
+SHOWN = ("corr", "corr_truth", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wave_v_amplitude_error_pct",
          "wave_v_found_frac", "detection_acc", "detection_acc_clear", "li_slope_ms_per_db", "li_slope_truth_ms_per_db",
          "li_slope_rel_error", "rate_effect_ms_per_hz", "infant_delay_ms", "diversity_ratio")
 

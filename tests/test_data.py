@@ -115,11 +115,18 @@ def test_simulated_ranges_and_layout(sim):
     assert rate.min() >= 11.1 and rate.max() <= 49.1
     per_subject = [np.unique(intensity[sim.patient_id == p]).size for p in range(5)]
     assert min(per_subject) == 10  # an intensity series: distinct levels per subject
+    # The noise-free response: what the recording holds besides residual noise, zero below threshold.
+    assert sim.clean_uv.shape == (4000, 200) and sim.clean_uv.dtype == np.float32
+    assert np.all(sim.clean_uv[~sim.response_present] == 0)
+    residual = (sim.signals - sim.clean_uv).std(axis=1)
+    assert 0.015 < residual.min() and residual.max() < 0.1  # the 20-80 nV residual noise
+    sub = sim.subset(np.arange(3, 9))
+    np.testing.assert_array_equal(sub.clean_uv, sim.clean_uv[3:9])
 
 
 def test_deterministic_per_seed():
     a, b, c = simulate(12, 4, seed=7), simulate(12, 4, seed=7), simulate(12, 4, seed=8)
-    for name in ("signals", "static", "patient_id", "v_latency_ms", "v_amplitude_uv", "response_present"):
+    for name in ("signals", "static", "patient_id", "v_latency_ms", "v_amplitude_uv", "response_present", "clean_uv"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert not np.array_equal(a.signals, c.signals)
 

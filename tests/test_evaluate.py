@@ -16,7 +16,7 @@ from abr_tune.evaluate import EvalOptions, evaluate
 from abr_tune.train import train_abr
 
 PER_SCALE_KEYS = {
-    "corr", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wave_v_latency_bias_ms",
+    "corr", "corr_truth", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wave_v_latency_bias_ms",
     "wave_v_amplitude_error_pct", "wave_v_found_frac", "wave_i_latency_mae_ms", "wave_iii_latency_mae_ms",
     "detection_acc", "detection_acc_clear", "detection_sensitivity", "detection_specificity",
     "li_slope_ms_per_db", "li_slope_truth_ms_per_db", "li_slope_rel_error", "rate_effect_ms_per_hz",

@@ -154,9 +154,12 @@ def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
     _assert_complete_histories(summary)
     hopeless = [t for t in summary["trials"] if t["params"]["optim.lr"] == 1e-6]
     assert hopeless[0]["stopped_early"] and hopeless[0]["epochs_run"] < 4, hopeless[0]
-    # The stopped trial ended through train_abr (its worker is reused), so it wrote its summary.
-    stopped = json.loads((Path(hopeless[0]["trial_dir"]) / "train_summary.json").read_text())
-    assert stopped["status"] == f"stopped early by ASHA at epoch {hopeless[0]['epochs_run']}"
+    # A trial that got to write train_abr's summary (a stopped one does when its worker is kept
+    # for the next trial) says what the ranked table says.
+    for trial in summary["trials"]:
+        path = Path(trial["trial_dir"]) / "train_summary.json"
+        if path.exists():
+            assert json.loads(path.read_text())["status"] == trial["status"], trial
     assert summary["num_stopped_early"] >= 1
     diverged = [t for t in summary["trials"] if t["params"]["optim.lr"] == 1e3][0]
     assert diverged["status"] == "diverged: non-finite loss at epoch 1" and diverged["best_value"] is None

@@ -17,6 +17,7 @@ class ABRArrays:
     v_latency_ms: np.ndarray  # (N,) float32, NaN where unknown or no response
     v_amplitude_uv: np.ndarray  # (N,) float32 peak-to-following-trough, NaN where unknown
     response_present: np.ndarray | None = None  # (N,) bool, synthetic ground truth only
+    clean_uv: np.ndarray | None = None  # (N, 200) float32 noise-free response, synthetic ground truth only
 
     def __len__(self) -> int:
         return int(self.signals.shape[0])
@@ -24,6 +25,7 @@ class ABRArrays:
     def subset(self, idx: np.ndarray) -> ABRArrays:
         """The recordings at `idx` (integer indices or a boolean mask)."""
         present = None if self.response_present is None else self.response_present[idx]
+        clean = None if self.clean_uv is None else self.clean_uv[idx]
         return ABRArrays(
             signals=self.signals[idx],
             static=self.static[idx],
@@ -31,4 +33,5 @@ class ABRArrays:
             v_latency_ms=self.v_latency_ms[idx],
             v_amplitude_uv=self.v_amplitude_uv[idx],
             response_present=present,
+            clean_uv=clean,
         )

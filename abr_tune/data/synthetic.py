@@ -135,6 +135,7 @@ def simulate(
         v_latency_ms=v_lat.astype(np.float32),
         v_amplitude_uv=v_amp.astype(np.float32),
         response_present=present,
+        clean_uv=clean.astype(np.float32),
     )
 
 
