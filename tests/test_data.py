@@ -343,6 +343,27 @@ def test_normaliser_inverse_is_exact():
     np.testing.assert_allclose(norm.decode_static(norm.encode_static(f32)), f32, rtol=1e-5, atol=1e-5)
 
 
+def test_normaliser_spreads_infant_ages(sim):
+    # The cohort is mostly infants: 0-2 years must span a usable part of the encoded age axis,
+    # not the sliver linear scaling over 0-75 years leaves them.
+    norm = Normaliser.fit(sim.signals, sim.static)
+    age = np.array([[0.0, 60, 21.1, 2], [2.0, 60, 21.1, 2], [20.0, 60, 21.1, 2], [75.0, 60, 21.1, 2]])
+    z = norm.encode_static(age)[:, 0]
+    assert z[1] - z[0] > 0.3 * (z[3] - z[1])  # log1p: 0.34; linear scaling: 2 / 73 = 0.027
+    assert norm.log1p_static == ("age", "fmp")
+
+
+def test_normaliser_of_an_older_checkpoint_keeps_its_encoding():
+    # Checkpoints written before age was compressed hold no `log1p_static`: only FMP was.
+    static = _static_examples()
+    old = {"signal_mean": 0.0, "signal_std": 1.0, "static_mean": [10.0, 50.0, 30.0, 1.5],
+           "static_std": [20.0, 25.0, 10.0, 1.0], "static_names": ["age", "intensity", "rate", "fmp"]}
+    norm = Normaliser.from_state_dict(old)
+    np.testing.assert_allclose(norm.encode_static(static)[:, 0], (static[:, 0] - 10.0) / 20.0)
+    np.testing.assert_allclose(norm.encode_static(static)[:, 3], np.log1p(static[:, 3]) - 1.5)
+    np.testing.assert_allclose(norm.decode_static(norm.encode_static(static)), static, atol=1e-9)
+
+
 def test_normaliser_torch_matches_numpy():
     static = _static_examples()
     norm = Normaliser.fit(np.zeros((2, 200)) + [[0.0], [1.0]], static)

@@ -1,7 +1,9 @@
 """Invertible normalisation fitted on the train split and stored in checkpoints (DESIGN §4).
 
-Signals: one global mean/std (µV). Static: FMP is clipped at 0 and compressed with log1p
-(its tail reaches ~1500), then every column is standardised. Works on numpy arrays and
+Signals: one global mean/std (µV). Static: FMP and age are clipped at 0 and compressed with
+log1p, then every column is standardised. FMP's tail reaches ~1500; age spans 0–80 years while
+the brainstem matures within the first ~2, so linearly scaled ages would crowd every infant into
+3% of the input range (log1p gives 0–2 years a quarter of it). Works on numpy arrays and
 torch tensors; `state_dict()` holds plain floats and lists (torch.load weights_only=True).
 """
 
@@ -16,24 +18,27 @@ from ..config import STATIC_NAMES
 from ..errors import UserError
 
 STD_FLOOR = 1e-6  # a constant column (e.g. one intensity only) encodes to 0, not inf
-LOG1P_COLUMN = STATIC_NAMES.index("fmp")
+LOG1P_STATIC = ("age", "fmp")  # compressed before standardising in every new fit
+LEGACY_LOG1P_STATIC = ("fmp",)  # checkpoints written before age was compressed
 
 
 @dataclass
 class Normaliser:
-    """Fitted statistics: signals by a scalar mean/std, static per column after log1p(FMP)."""
+    """Fitted statistics: signals by a scalar mean/std, static per column after log1p of `log1p_static`."""
 
     signal_mean: float
     signal_std: float
     static_mean: list[float]
     static_std: list[float]
+    log1p_static: tuple[str, ...] = LOG1P_STATIC
 
     @classmethod
     def fit(cls, signals: np.ndarray, static: np.ndarray) -> Normaliser:
         """Fit on the train split: signals (N, T) µV, static (N, 4) raw units."""
         signals = np.asarray(signals, dtype=np.float64)
         compressed = np.array(static, dtype=np.float64)
-        compressed[:, LOG1P_COLUMN] = np.log1p(np.clip(compressed[:, LOG1P_COLUMN], 0, None))
+        cols = _columns(LOG1P_STATIC)
+        compressed[:, cols] = np.log1p(np.clip(compressed[:, cols], 0, None))
         return cls(
             signal_mean=float(signals.mean()),
             signal_std=float(max(signals.std(), STD_FLOOR)),
@@ -50,18 +55,20 @@ class Normaliser:
         return encoded * self.signal_std + self.signal_mean
 
     def encode_static(self, static: Any) -> Any:
-        """(…, 4) raw units → standardised, FMP through log1p first."""
+        """(…, 4) raw units → standardised, `log1p_static` columns through log1p first."""
         xp, work = _working_copy(static)
-        work[..., LOG1P_COLUMN] = xp.log1p(xp.clip(work[..., LOG1P_COLUMN], 0, None))
+        cols = _columns(self.log1p_static)
+        work[..., cols] = xp.log1p(xp.clip(work[..., cols], 0, None))
         mean, std = self._static_stats(work)
         return _cast_like((work - mean) / std, static)
 
     def decode_static(self, encoded: Any) -> Any:
-        """Standardised → (…, 4) raw units; exact inverse of encode_static for FMP >= 0."""
+        """Standardised → (…, 4) raw units; exact inverse of encode_static for FMP, age >= 0."""
         xp, work = _working_copy(encoded)
         mean, std = self._static_stats(work)
         work = work * std + mean
-        work[..., LOG1P_COLUMN] = xp.expm1(work[..., LOG1P_COLUMN])
+        cols = _columns(self.log1p_static)
+        work[..., cols] = xp.expm1(work[..., cols])
         return _cast_like(work, encoded)
 
     def state_dict(self) -> dict[str, Any]:
@@ -72,6 +79,7 @@ class Normaliser:
             "static_mean": list(self.static_mean),
             "static_std": list(self.static_std),
             "static_names": list(STATIC_NAMES),
+            "log1p_static": list(self.log1p_static),
         }
 
     @classmethod
@@ -85,6 +93,7 @@ class Normaliser:
             signal_std=float(state["signal_std"]),
             static_mean=[float(v) for v in state["static_mean"]],
             static_std=[float(v) for v in state["static_std"]],
+            log1p_static=tuple(state.get("log1p_static", LEGACY_LOG1P_STATIC)),
         )
 
     def _static_stats(self, like: Any) -> tuple[Any, Any]:
@@ -94,6 +103,10 @@ class Normaliser:
 
         return (torch.as_tensor(self.static_mean, dtype=like.dtype, device=like.device),
                 torch.as_tensor(self.static_std, dtype=like.dtype, device=like.device))
+
+
+def _columns(names: tuple[str, ...]) -> list[int]:
+    return [STATIC_NAMES.index(name) for name in names]
 
 
 def _working_copy(x: Any) -> tuple[Any, Any]:
