@@ -24,7 +24,7 @@ from . import report_plots
 from .config import diff, from_dict, load_config
 from .errors import CliParser, UserError, cli_entry
 from .plots import plt
-from .search_report import BEST_CONFIG_FILE, SUMMARY_FILE, short_name
+from .search_report import BEST_CONFIG_FILE, SUMMARY_FILE, rebase, short_name
 from .search_report import fmt_value as _fmt
 from .space import SearchSpace, load_space
 
@@ -100,12 +100,8 @@ def load_search(experiment_dir: str | Path) -> SearchResult:
 
 def _rebased(trial: dict[str, Any], old_root: str, new_root: Path) -> dict[str, Any]:
     """The summary stores absolute paths; an experiment dir that was moved or copied still reports."""
-    def move(p: Optional[str]) -> Optional[str]:
-        if p and p.startswith(old_root.rstrip("/") + "/"):
-            return str(new_root / p[len(old_root.rstrip("/")) + 1:])
-        return p
-
-    return {**trial, "trial_dir": move(trial["trial_dir"]), "best_checkpoint": move(trial.get("best_checkpoint"))}
+    return {**trial, "trial_dir": rebase(trial["trial_dir"], old_root, new_root),
+            "best_checkpoint": rebase(trial.get("best_checkpoint"), old_root, new_root)}
 
 
 def trial_counts(trials: list[dict[str, Any]]) -> dict[str, int]:

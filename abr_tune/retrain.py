@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from .config import TrainConfig, load_config, parse_overrides
 from .errors import CliParser, UserError, cli_entry
-from .search_report import BEST_CONFIG_FILE, SUMMARY_FILE
+from .search_report import BEST_CONFIG_FILE, SUMMARY_FILE, rebase
 
 RESULT_FILE = "retrain_result.json"
 
@@ -39,8 +39,16 @@ def plan(args: Any) -> tuple[TrainConfig, dict[str, Any]]:
     overrides = parse_overrides(args.override) if args.override else {}
     if args.max_epochs is not None:
         overrides["trainer.max_epochs"] = args.max_epochs
-    cfg = load_config(exp / BEST_CONFIG_FILE, overrides)
-    return cfg, _read_summary(exp / SUMMARY_FILE)
+    summary = _read_summary(exp / SUMMARY_FILE)
+    # Paths in the summary and best_config.yaml name the experiment where the search wrote it;
+    # a copied or moved experiment re-trains into, and compares against, its own copy.
+    old_root, here = str(summary["experiment_dir"]), exp.resolve()
+    if summary.get("best"):
+        summary["best"]["best_checkpoint"] = rebase(summary["best"].get("best_checkpoint"), old_root, here)
+    written = load_config(exp / BEST_CONFIG_FILE)
+    if "log_dir" not in overrides and str(written.log_dir) != rebase(str(written.log_dir), old_root, here):
+        overrides["log_dir"] = rebase(str(written.log_dir), old_root, here)
+    return load_config(exp / BEST_CONFIG_FILE, overrides), summary
 
 
 def _read_summary(path: Path) -> dict[str, Any]:

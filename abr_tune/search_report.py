@@ -217,6 +217,15 @@ def fmt_value(value: Any) -> str:
 
 # ---------------------------------------------------------------- outputs
 
+def rebase(path: Optional[str], old_root: str, new_root: Path) -> Optional[str]:
+    """A path the summary stored under the experiment dir `old_root`, moved under `new_root`
+    (an experiment copied from a cluster, or moved); other paths are returned unchanged."""
+    prefix = old_root.rstrip("/") + "/"
+    if path and (path.startswith(prefix) or path == old_root.rstrip("/")):
+        return str(new_root / path[len(prefix):]) if path.startswith(prefix) else str(new_root)
+    return path
+
+
 def write_best_config(exp: Experiment, best: TrialRecord) -> str:
     """A complete train config for the best params at the base's full length (space.base keeps
     the base's trainer.max_epochs; trials ran scheduler.max_t), on the device the trials used."""

@@ -179,11 +179,17 @@ def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
     cfg = load_config(exp / "best_config.yaml")
     assert cfg.optim.lr == summary["best"]["params"]["optim.lr"]
     assert cfg.trainer.max_epochs == 3 and cfg.run_dir == exp / "retrain"  # the base's full length
-    retrain = run_cli("abr_tune.retrain", "--experiment", str(exp), "--max-epochs", "1", timeout=120)
+    # Re-train after the experiment moved (e.g. copied off a cluster): into the moved copy,
+    # compared against the moved copy's best checkpoint; nothing is written at the old path.
+    moved = tmp_path / "elsewhere" / "asha"
+    moved.parent.mkdir()
+    exp.rename(moved)
+    retrain = run_cli("abr_tune.retrain", "--experiment", str(moved), "--max-epochs", "1", timeout=120)
     assert retrain.returncode == 0, retrain.stderr[-3000:]
-    result = json.loads((exp / "retrain" / "retrain_result.json").read_text())
+    result = json.loads((moved / "retrain" / "retrain_result.json").read_text())
     assert result["retrain"]["epochs_run"] == 1 and result["test"]["test/mse_v"] > 0
-    assert "test/mse_v" in retrain.stdout
+    assert result["search_checkpoint_test"]["test/mse_v"] > 0
+    assert "test/mse_v" in retrain.stdout and not exp.exists()
 
 
 # ---------------------------------------------------------------- resume after the driver is killed
