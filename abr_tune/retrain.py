@@ -7,6 +7,7 @@ saw. The result goes to `<run dir>/retrain_result.json`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -45,10 +46,10 @@ def plan(args: Any) -> tuple[TrainConfig, dict[str, Any]]:
     old_root, here = str(summary["experiment_dir"]), exp.resolve()
     if summary.get("best"):
         summary["best"]["best_checkpoint"] = rebase(summary["best"].get("best_checkpoint"), old_root, here)
-    written = load_config(exp / BEST_CONFIG_FILE)
-    if "log_dir" not in overrides and str(written.log_dir) != rebase(str(written.log_dir), old_root, here):
-        overrides["log_dir"] = rebase(str(written.log_dir), old_root, here)
-    return load_config(exp / BEST_CONFIG_FILE, overrides), summary
+    cfg = load_config(exp / BEST_CONFIG_FILE, overrides)
+    if "log_dir" not in overrides:
+        cfg = dataclasses.replace(cfg, log_dir=rebase(str(cfg.log_dir), old_root, here))
+    return cfg, summary
 
 
 def _read_summary(path: Path) -> dict[str, Any]:

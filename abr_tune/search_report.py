@@ -220,9 +220,11 @@ def fmt_value(value: Any) -> str:
 def rebase(path: Optional[str], old_root: str, new_root: Path) -> Optional[str]:
     """A path the summary stored under the experiment dir `old_root`, moved under `new_root`
     (an experiment copied from a cluster, or moved); other paths are returned unchanged."""
-    prefix = old_root.rstrip("/") + "/"
-    if path and (path.startswith(prefix) or path == old_root.rstrip("/")):
-        return str(new_root / path[len(prefix):]) if path.startswith(prefix) else str(new_root)
+    root = old_root.rstrip("/")
+    if path == root:
+        return str(new_root)
+    if path and path.startswith(root + "/"):
+        return str(new_root / path[len(root) + 1:])
     return path
 
 
