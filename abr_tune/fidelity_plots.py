@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import GENERATED_COLOR, REFERENCE_COLOR, plt
+from .plots import GENERATED_COLOR, REFERENCE_COLOR, label_grid, plt
 
 ORACLE_COLOR = "0.55"
 
@@ -27,10 +27,7 @@ def latency_intensity_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.25)
         ax.tick_params(labelsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel("intensity (dB nHL)", fontsize=9)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("wave V latency (ms)", fontsize=9)
+    label_grid(axes, "intensity (dB nHL)", "wave V latency (ms)", fontsize=9)
     axes.flat[0].legend(fontsize=8, loc="upper right")
     fig.suptitle("Wave V latency–intensity function, generated vs truth\n(slopes: least-squares fit with rate "
                  "and age, on the conditions where both have a wave V)", fontsize=10)

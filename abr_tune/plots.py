@@ -49,10 +49,7 @@ def waveform_grid(
         ax.axhline(0.0, color="0.8", lw=0.6, zorder=0)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)
-    for ax in axes[-1]:
-        ax.set_xlabel("time (ms)", fontsize=8)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("amplitude (µV)", fontsize=8)
+    label_grid(axes, "time (ms)", "amplitude (µV)", fontsize=8)
     if len(waves) > 1:
         axes.flat[0].legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
@@ -79,11 +76,16 @@ def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate
                           vmin=vmax - 60, vmax=vmax)  # one 60 dB colour scale for every panel
         ax.set_title(condition_label(static_raw[i]), fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes[-1]:
-        ax.set_xlabel("time (ms)", fontsize=8)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("frequency (kHz)", fontsize=8)
+    label_grid(axes, "time (ms)", "frequency (kHz)", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01).set_label("magnitude (dB re 1 µV)", fontsize=8)
     return fig
+
+
+def label_grid(axes, xlabel: str, ylabel: str, fontsize: float) -> None:
+    """Axis labels on the outer panels of a 2-D grid of axes: x on the bottom row, y on the left column."""
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel, fontsize=fontsize)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=fontsize)
