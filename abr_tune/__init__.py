@@ -2,16 +2,16 @@
 
 from typing import Any
 
-__all__ = ["train_abr", "load_config", "TrainConfig"]
+__all__ = ["train_abr", "load_config", "TrainConfig", "Reporter", "StopRun"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep `import abr_tune` free of torch start-up cost and side effects.
-    if name == "train_abr":
-        from .train import train_abr
+    if name in ("train_abr", "Reporter", "StopRun"):
+        from . import training
 
-        return train_abr
+        return getattr(training, name)
     if name in ("load_config", "TrainConfig"):
         from . import config
 

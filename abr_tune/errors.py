@@ -1,4 +1,4 @@
-"""User-facing errors: one line, exit code 2, no traceback (DESIGN §8)."""
+"""User-facing errors: one line, exit code 2, no traceback."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 from .config import TrainConfig, load_config, parse_overrides
 from .errors import CliParser, UserError, cli_entry
-from .search_report import BEST_CONFIG_FILE, SUMMARY_FILE, rebase
+from .formatting import fmt_value
+from .hpo.layout import BEST_CONFIG_FILE, SUMMARY_FILE, rebase
 
 RESULT_FILE = "retrain_result.json"
 
@@ -68,8 +69,8 @@ def _read_summary(path: Path) -> dict[str, Any]:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     cfg, search = plan(args)
-    from .evaluation import evaluate_checkpoint
-    from .train import train_abr
+    from .training import train_abr
+    from .training.validation import evaluate_checkpoint
 
     print(f"abr-tune: re-training the best trial of '{search['name']}' for {cfg.trainer.max_epochs} epochs "
           f"-> {cfg.run_dir} (tensorboard --logdir {cfg.run_dir})", flush=True)
@@ -113,7 +114,7 @@ def comparison(result: dict[str, Any]) -> str:
 
 
 def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    return fmt_value(float(value)) if isinstance(value, (int, float)) else fmt_value(value)
 
 
 if __name__ == "__main__":

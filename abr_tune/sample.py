@@ -7,14 +7,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .config import STATIC_NAMES, from_dict
-from .data import Normaliser
-from .diffusion import Schedule
+from .config import STATIC_NAMES
 from .errors import CliParser, UserError, cli_entry
-from .evaluation import generate_uv
-from .plots import GENERATED_COLOR, waveform_grid
 
 SUFFIXES = (".png", ".npz")
 
@@ -58,30 +53,21 @@ def _check_args(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = _check_args(args)
-    from .checkpoint import load_checkpoint
-    from .train import autocast_factory, build_model, resolve_device
+    from .model import Generator  # torch loads here: bad flags fail before it
 
-    state = load_checkpoint(args.checkpoint)
-    cfg = from_dict(state["config"])
-    if args.steps is not None:
-        cfg.diffusion.sample_steps = min(args.steps, cfg.diffusion.num_train_steps)
-    if args.eta is not None:
-        cfg.diffusion.ddim_eta = args.eta
-    device = resolve_device(cfg.device)
-    model = build_model(cfg, state, device, use_ema=True)
-    normaliser = Normaliser.from_state_dict(state["normaliser"])
+    gen = Generator.from_checkpoint(args.checkpoint, sample_steps=args.steps, eta=args.eta)
     values = dict(age=args.age, intensity=args.intensity, rate=args.rate, fmp=args.fmp)
-    raw = np.tile(np.array([[values[k] for k in STATIC_NAMES]], dtype=np.float32), (args.n, 1))
-    static = torch.as_tensor(normaliser.encode_static(raw), dtype=torch.float32, device=device)
-    schedule = Schedule.cosine(cfg.diffusion.num_train_steps).to(device)
-    signals = generate_uv(model, schedule, static, cfg, normaliser, args.seed, autocast_factory(cfg, device),
-                          cfg_scale=args.cfg_scale)
-    _write(out, signals, raw, cfg.data.sample_rate_hz)
+    raw = np.array([[values[k] for k in STATIC_NAMES]], dtype=np.float32)
+    signals = gen.generate(raw, repeats=args.n, cfg_scale=args.cfg_scale, seed=args.seed)[:, 0]
+    raw = np.repeat(raw, args.n, axis=0)
+    _write(out, signals, raw, gen.cfg.data.sample_rate_hz)
     print(f"abr-tune: wrote {args.n} waveforms to {out}")
     return 0
 
 
 def _write(out: Path, signals: np.ndarray, raw: np.ndarray, sample_rate_hz: float) -> None:
+    from .viz.waveforms import GENERATED_COLOR, waveform_grid
+
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
         time_ms = np.arange(signals.shape[1]) / sample_rate_hz * 1000

@@ -4,7 +4,7 @@ simulate() at train.yaml's size (2,000 subjects × 25 recordings) must take <= 1
 loads (or simulates) the dataset once in the driver and hands it to every trial through the
 Ray object store (`tune.with_parameters`); here a Ray task's ray.get of the ABRArrays is
 timed against the same task regenerating them, and the search's driver-side load
-(`abr_tune.search.load_data`) is checked to return the dataset for a search that does not
+(`abr_tune.hpo.tuner.load_data`) is checked to return the dataset for a search that does not
 tune data.* keys.
 """
 
@@ -31,8 +31,8 @@ def measure(opts) -> list[Figure]:
 def _transfer(sizes: tuple[int, int]) -> list[Figure]:
     import ray
 
-    from abr_tune import search
-    from abr_tune.space import load_space
+    from abr_tune.hpo import tuner as search
+    from abr_tune.hpo.space_file import load_space
 
     from .common import ROOT
 

@@ -1,4 +1,4 @@
-"""Fidelity benchmark (issue 6): train the CPU config for a fixed wall-clock budget, then evaluate.
+"""Fidelity benchmark: train the CPU config for a fixed wall-clock budget, then evaluate.
 
     python benchmarks/fidelity.py --minutes 10
 
@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from abr_tune.config import load_config  # noqa: E402
-from abr_tune.evaluate import EvalOptions, evaluate, json_safe  # noqa: E402
-from abr_tune.reporting import StopRun  # noqa: E402
+from abr_tune.fidelity.evaluation import EvalOptions, evaluate
+from abr_tune.formatting import json_safe  # noqa: E402
+from abr_tune.training.callbacks import StopRun  # noqa: E402
 from abr_tune.train import train_abr  # noqa: E402
 
 # Issue 6's targets on the synthetic test split: (metric, comparison, value). Pearson r is taken

@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`: make `benchmarks` a
 
 from benchmarks.common import Figure, machine  # noqa: E402
 
-SECTIONS = {  # name -> module: figure order of issue 5's table
+SECTIONS = {  # name -> module: the figures' order
     "step": "step_efficiency", "mfu": "mfu", "sampling": "sampling", "data": "dataset",
     "threads": "threads", "memory": "memory", "search": "search_overhead", "gpu": "gpu",
 }

@@ -12,7 +12,7 @@ from unittest import mock
 
 import torch
 
-from abr_tune import sampler
+from abr_tune.diffusion import ddim as sampler
 from abr_tune.diffusion import Schedule
 from abr_tune.model import ABRTransformer
 

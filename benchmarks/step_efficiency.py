@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from abr_tune import train
+from abr_tune.training import loop as train
 from abr_tune.data import prepare_splits
 
 from .common import CPU_CONFIG, BareLoop, Figure, at_least, clocked, config, median, quiet_run

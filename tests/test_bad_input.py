@@ -1,4 +1,4 @@
-"""Every CLI on bad input: exit 2, one `abr-tune: error:` line, no traceback, nothing written (DESIGN §8).
+"""Every CLI on bad input: exit 2, one `abr-tune: error:` line, no traceback, nothing written.
 
 One table, one test. Each row is (what is wrong, command, arguments built in the workspace,
 what the error line must say). All commands run in parallel with one shared workspace as

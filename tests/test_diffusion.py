@@ -15,7 +15,7 @@ from abr_tune.diffusion import (
     v_target,
     x_start_from_v,
 )
-from abr_tune.sampler import ddim_sample, ddim_timesteps, guided_v
+from abr_tune.diffusion.ddim import ddim_sample, ddim_timesteps, guided_v
 
 T = 1000
 

@@ -12,7 +12,7 @@ from conftest import assert_user_error, run_cli, tiny_config
 
 from abr_tune.data import simulate
 from abr_tune.errors import UserError
-from abr_tune.evaluate import EvalOptions, evaluate
+from abr_tune.fidelity.evaluation import EvalOptions, evaluate
 from abr_tune.train import train_abr
 
 PER_SCALE_KEYS = {

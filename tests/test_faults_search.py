@@ -1,4 +1,4 @@
-"""Faults and load in a real search (issue 4, items 6-8) and the dashboard's exposure.
+"""Faults and load in a real search and the dashboard's exposure.
 
 Every search runs `python -m abr_tune.search` in a subprocess with its own local Ray, on
 smoke-sized trials (the --smoke-test model and data). The numbers these tests measure
@@ -159,7 +159,7 @@ def _start_dashboard(flags: list[str], node_ip: str, capsys) -> tuple[str, str, 
     import ray
 
     from abr_tune.search import build_parser
-    from abr_tune.search_cluster import start_ray
+    from abr_tune.hpo.cluster import start_ray
 
     start_ray(build_parser().parse_args(flags), None)
     try:

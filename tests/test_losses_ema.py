@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from abr_tune.config import StftConfig
-from abr_tune.ema import EMA, warmup_decay
-from abr_tune.losses import diffusion_loss, multi_resolution_stft_loss, stft_resolutions
+from abr_tune.model.ema import EMA, warmup_decay
+from abr_tune.diffusion.losses import diffusion_loss, multi_resolution_stft_loss, stft_resolutions
 
 DEFAULT_RESOLUTIONS = [(64, 16, 64), (32, 8, 32), (128, 32, 128)]
 
@@ -61,7 +61,7 @@ def test_total_is_mse_plus_weight_times_stft_applied_once():
 
 
 def test_zero_stft_weight_skips_the_stft(monkeypatch):
-    import abr_tune.losses as losses
+    import abr_tune.diffusion.losses as losses
 
     def forbidden(*args, **kwargs):
         raise AssertionError("STFT computed with stft_weight == 0")

@@ -9,7 +9,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from abr_tune.config import ModelConfig
 from abr_tune.diffusion import Schedule, q_sample, v_target
-from abr_tune.model import ABRTransformer, Dropout, count_parameters, flops_per_example
+from abr_tune.model import ABRTransformer, count_parameters, flops_per_example
+from abr_tune.model.transformer import Dropout
 
 TINY = dict(d_model=32, n_layers=2, n_heads=4, dropout=0.0)
 

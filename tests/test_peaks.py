@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from abr_tune.data import simulate
-from abr_tune.peaks import measure_peak, pick_peaks, pick_wave_v
+from abr_tune.physiology.peaks import measure_peak, pick_peaks, pick_wave_v
 
 FS = 20000.0
 T_MS = np.arange(200) * 1000.0 / FS

@@ -1,4 +1,4 @@
-"""The search report (issue 7) on a real, tiny finished search.
+"""The search report on a real, tiny finished search.
 
 One search runs per module through the CLI: 4 fixed trials of the conftest tiny model (the
 base config, one that diverges, one that hardly learns, one more), ASHA with rungs at epochs 1 and 2.
@@ -18,8 +18,9 @@ import yaml
 from conftest import assert_user_error, free_port, run_cli, tiny_config
 
 from abr_tune.report import INDEX_HTML, REPORT_DIR, SUMMARY_MD, main, write_report
-from abr_tune.report_plots import asha_rungs, study_importance
-from abr_tune.space import parse_space
+from abr_tune.hpo.report.figures import asha_rungs
+from abr_tune.hpo.report.importance import study_importance
+from abr_tune.hpo.space_file import parse_space
 
 FIGURES = ("learning_curves.png", "params_vs_metric.png", "param_importance.png", "best_trial_samples.png")
 DATA_URI = 'src="data:image/png;base64,'

@@ -169,7 +169,7 @@ def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
 
     from ray import tune
 
-    from abr_tune.search import run_trial
+    from abr_tune.hpo.trial import run_trial
 
     results = tune.Tuner.restore(str(exp), trainable=run_trial).get_results()
     assert len(results) == 5 and results.num_errors == 0

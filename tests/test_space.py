@@ -10,7 +10,7 @@ import yaml
 
 from abr_tune.config import from_dict, load_config
 from abr_tune.errors import UserError
-from abr_tune.space import load_space, parse_space
+from abr_tune.hpo.space_file import load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
@@ -189,7 +189,7 @@ def test_base_config_resolves_relative_to_the_space_file(tmp_path):
 def test_a_sample_metric_makes_every_trial_sample_every_epoch(tmp_path):
     import dataclasses
 
-    from abr_tune.search import trial_overrides
+    from abr_tune.hpo.trial import trial_overrides
 
     space = _space(params=LR)
     assert "trainer.sample_every_epochs" not in trial_overrides(space, tmp_path)

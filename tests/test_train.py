@@ -13,7 +13,7 @@ from conftest import run_cli, tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from abr_tune.checkpoint import load_checkpoint
-from abr_tune.reporting import CHECKPOINT_FILE, StopRun
+from abr_tune.training.callbacks import CHECKPOINT_FILE, StopRun
 from abr_tune.train import train_abr
 
 REQUIRED_SCALARS = {
@@ -154,7 +154,7 @@ def test_early_stopping_honours_patience(tmp_path):
 
 def test_lr_schedule_warms_up_then_follows_a_cosine():
     from abr_tune.config import from_dict
-    from abr_tune.train import lr_multiplier
+    from abr_tune.training.state import lr_multiplier
 
     cfg = from_dict({"advanced": {"lr_warmup_steps": 10, "min_lr_ratio": 0.1}})
     f = lr_multiplier(cfg, total_steps=110)

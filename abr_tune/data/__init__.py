@@ -1,4 +1,4 @@
-"""Data: the embedded simulator, user-file readers, patient-level split and normaliser (DESIGN §4)."""
+"""Data: the embedded simulator, user-file readers, patient-level split and normaliser."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from ..config import DataConfig
 from .arrays import ABRArrays
 from .normalise import Normaliser
 from .readers import load_arrays
-from .split import split_by_patient
+from .split import pick_reference_indices, split_by_patient
 from .synthetic import simulate
 
-__all__ = ["ABRArrays", "simulate", "load_arrays", "split_by_patient", "Normaliser", "prepare_splits", "Splits"]
+__all__ = ["ABRArrays", "Normaliser", "Splits", "load_arrays", "pick_reference_indices", "prepare_splits", "simulate",
+           "split_by_patient"]
 
 
 @dataclass

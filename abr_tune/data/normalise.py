@@ -1,4 +1,4 @@
-"""Invertible normalisation fitted on the train split and stored in checkpoints (DESIGN §4).
+"""Invertible normalisation fitted on the train split and stored in checkpoints.
 
 Signals: one global mean/std (µV). Static: FMP and age are clipped at 0 and compressed with
 log1p, then every column is standardised. FMP's tail reaches ~1500; age spans 0–80 years while

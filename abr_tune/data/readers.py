@@ -1,4 +1,4 @@
-"""Load the recordings `DataConfig` names: the simulator or a user file (DESIGN §4).
+"""Load the recordings `DataConfig` names: the simulator or a user file.
 
 Every problem with a user file is a one-line UserError that names the file, what is
 wrong and how to fix it. Signals are never resampled, cropped or interpolated.

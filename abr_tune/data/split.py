@@ -1,10 +1,11 @@
-"""Patient-level train/val/test split: no patient's recordings in two splits (DESIGN §4)."""
+"""Patient-level train/val/test split: no patient's recordings in two splits."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import UserError
+from .arrays import ABRArrays
 
 
 def split_by_patient(
@@ -38,3 +39,13 @@ def _patient_counts(n_patients: int, ratios: np.ndarray) -> np.ndarray:
         counts[np.argmax(counts)] -= 1  # the largest split can spare one: n_patients >= wanted
         counts[s] = 1
     return counts
+
+
+def pick_reference_indices(arrays: ABRArrays, n: int, seed: int) -> np.ndarray:
+    """`n` examples spread across intensities (sorted by intensity) so figures show the range."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(arrays.static[:, 1], kind="stable")
+    n = min(n, len(order))
+    positions = np.linspace(0, len(order) - 1, n).round().astype(int)
+    jitter = rng.integers(0, max(1, len(order) // (2 * n) + 1), size=n)
+    return order[np.clip(positions + jitter, 0, len(order) - 1)]

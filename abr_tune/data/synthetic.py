@@ -1,4 +1,4 @@
-"""Physiology-driven click-ABR simulator: the embedded default dataset (DESIGN §4).
+"""Physiology-driven click-ABR simulator: the embedded default dataset.
 
 Each subject has an age, a hearing threshold (dB nHL), a latency offset and an amplitude
 scale; each recording an intensity (every subject gets an intensity series), a click rate
@@ -15,11 +15,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..config import SEQUENCE_LENGTH
-from ..peaks import measure_peak
+from ..physiology.peaks import measure_peak
 from .arrays import ABRArrays
 
-# Waves I, II, III, IV, V. Adult click ABR at 80 dB nHL: I 1.66, III 3.82, V 5.75 ms
-# (DESIGN §4); the small waves II and IV sit between their neighbours.
+# Waves I, II, III, IV, V. Adult click ABR at 80 dB nHL: I 1.66, III 3.82, V 5.75 ms;
+# the small waves II and IV sit between their neighbours.
 ADULT_80DB_MS = np.array([1.66, 2.80, 3.82, 5.00, 5.75])
 REFERENCE_RATE = 11.1  # clicks/s at which the 80 dB norms apply (lowest clinical rate)
 
@@ -33,11 +33,11 @@ LATENCY_DECAY_DB = 20.0 / np.log(1.01 / 0.71)  # C ≈ 56.8 dB
 LATENCY_GAIN_MS = 0.71 / (np.exp(-40.0 / LATENCY_DECAY_DB) - np.exp(-60.0 / LATENCY_DECAY_DB))  # B ≈ 4.84
 # Extra delay near the subject's own threshold (the function steepens there).
 NEAR_THRESHOLD_MS, NEAR_THRESHOLD_DB = 0.5, 10.0
-# Rate: wave V is ~0.4–0.5 ms later at 100/s than at 10/s (DESIGN §4); linear within
+# Rate: wave V is ~0.4–0.5 ms later at 100/s than at 10/s; linear within
 # 11.1–49.1/s, shared by the waves in proportion to their latency (the effect is mostly central).
 RATE_DELAY_MS_PER_HZ = 0.45 / 90.0
 RATE_AMPLITUDE_LOSS_PER_HZ = 0.003  # wave V ~11% smaller at 49.1/s than at 11.1/s
-# Maturation: neonatal I–V ~5 ms vs ~4.1 ms in adults, mature by ~18 months (DESIGN §4);
+# Maturation: neonatal I–V ~5 ms vs ~4.1 ms in adults, mature by ~18 months;
 # the cochlear wave I matures earlier (months).
 NEONATE_WAVE_I_DELAY_MS, WAVE_I_MATURATION_YEARS = 0.3, 0.15
 NEONATE_CENTRAL_DELAY_MS, CENTRAL_MATURATION_YEARS = 0.9, 0.4  # e^(-1.5/0.4) ≈ 2% left at 18 months
@@ -55,7 +55,7 @@ TROUGH_DELAY_MS = np.array([0.45, 0.0, 0.55, 0.0, 1.2])  # V's trough is SN10
 TROUGH_SIGMA_MS = np.array([0.20, 1.0, 0.25, 1.0, 0.60])
 PEAK_FRACTION = np.array([0.6, 1.0, 0.6, 1.0, 0.5])  # 1.0: a peak without a trough
 
-# Residual noise after averaging: 20–80 nV RMS (DESIGN §4), coloured like EEG (1/f power)
+# Residual noise after averaging: 20–80 nV RMS, coloured like EEG (1/f power)
 # inside a typical 100–3000 Hz recording band.
 NOISE_RMS_UV = (0.020, 0.080)
 NOISE_BAND_HZ = (100.0, 3000.0)

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import TrainConfig, from_dict
-from .data import ABRArrays, Normaliser, prepare_splits
-from .diffusion import Schedule, q_sample, v_target
-from .metrics import reference_latencies, sample_metrics
-from .sampler import ddim_sample
+from ..config import TrainConfig
+from ..data import ABRArrays, Normaliser, pick_reference_indices, prepare_splits
+from ..diffusion import Schedule, q_sample, v_target
+from ..fidelity.metrics import reference_latencies, sample_metrics
+from ..model import Generator, generate_uv
 
 
 @dataclass
@@ -66,31 +66,6 @@ def mse_v(model, schedule: Schedule, split: SplitTensors, draw: FixedDraw, batch
     return total / (len(split) * split.x_start.shape[-1])
 
 
-def pick_reference_indices(arrays: ABRArrays, n: int, seed: int) -> np.ndarray:
-    """`n` examples spread across intensities (sorted by intensity) so figures show the range."""
-    rng = np.random.default_rng(seed)
-    order = np.argsort(arrays.static[:, 1], kind="stable")
-    n = min(n, len(order))
-    positions = np.linspace(0, len(order) - 1, n).round().astype(int)
-    jitter = rng.integers(0, max(1, len(order) // (2 * n) + 1), size=n)
-    return order[np.clip(positions + jitter, 0, len(order) - 1)]
-
-
-@torch.no_grad()
-def generate_uv(model, schedule: Schedule, static: torch.Tensor, cfg: TrainConfig, normaliser: Normaliser,
-                seed: int, autocast, cfg_scale: float | None = None) -> np.ndarray:
-    """DDIM samples for normalised `static` (B, 4), decoded to µV as (B, T) numpy."""
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator(device=static.device).manual_seed(seed)
-    scale = cfg.diffusion.cfg_scale if cfg_scale is None else cfg_scale
-    with autocast():
-        x0 = ddim_sample(model, schedule, static, steps=cfg.diffusion.sample_steps, eta=cfg.diffusion.ddim_eta,
-                         cfg_scale=scale, generator=gen)
-    model.train(was_training)
-    return normaliser.decode_signals(x0.float().squeeze(1).cpu().numpy())
-
-
 def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray, cfg: TrainConfig,
                  normaliser: Normaliser, autocast) -> tuple[dict[str, float], np.ndarray]:
     """Generate for the conditions at `idx`; return sample metrics and the generated µV waveforms."""
@@ -106,22 +81,13 @@ def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray
 def evaluate_checkpoint(checkpoint_path: str | Path, *, split: str = "test", config: TrainConfig | None = None,
                         num_examples: int = 64, arrays: ABRArrays | None = None) -> dict[str, Any]:
     """Score a checkpoint's EMA weights on a split: `<split>/mse_v` and DDIM sample metrics."""
-    from .checkpoint import load_checkpoint
-    from .train import autocast_factory, build_model, resolve_device
-
-    state = load_checkpoint(checkpoint_path)
-    cfg = config or from_dict(state["config"])
-    device = resolve_device(cfg.device)
-    model = build_model(cfg, state, device, use_ema=True)
-    normaliser = Normaliser.from_state_dict(state["normaliser"])
-    splits = prepare_splits(cfg.data, arrays)
-    data = SplitTensors.build(getattr(splits, split), normaliser, device)
-    schedule = Schedule.cosine(cfg.diffusion.num_train_steps).to(device)
-    autocast = autocast_factory(cfg, device)
+    gen = Generator.from_checkpoint(checkpoint_path, config=config)
+    cfg, device = gen.cfg, gen.device
+    data = SplitTensors.build(getattr(prepare_splits(cfg.data, arrays), split), gen.normaliser, device)
     draw = FixedDraw.make(len(data), cfg.diffusion.num_train_steps, cfg.trainer.val_seed, data.x_start.shape[-1],
                           device)
-    metrics = {f"{split}/mse_v": mse_v(model, schedule, data, draw, 4 * cfg.loader.batch_size, autocast)}
+    metrics = {f"{split}/mse_v": mse_v(gen.model, gen.schedule, data, draw, 4 * cfg.loader.batch_size, gen.autocast)}
     idx = pick_reference_indices(data.arrays, num_examples, cfg.trainer.val_seed)
-    sampled, _ = sample_round(model, schedule, data, idx, cfg, normaliser, autocast)
+    sampled, _ = sample_round(gen.model, gen.schedule, data, idx, cfg, gen.normaliser, gen.autocast)
     metrics.update(sampled)
     return metrics

@@ -1,4 +1,4 @@
-"""ABRTransformer: a v-predicting denoiser of 200-sample ABR waveforms (DESIGN §5).
+"""ABRTransformer: a v-predicting denoiser of 200-sample ABR waveforms.
 
 x_t (B, 1, 200) -> multi-scale conv stem -> + learned positions -> pre-norm transformer
 blocks, each FiLM-modulated by (timestep embedding + static condition) -> LayerNorm +
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 TIME_FREQ_DIM = 128  # width of the sinusoidal timestep features (64 frequencies)
 

@@ -1,4 +1,4 @@
-"""Training losses: MSE on v plus a multi-resolution STFT loss on x̂0 (DESIGN §5).
+"""Training losses: MSE on v plus a multi-resolution STFT loss on x̂0.
 
 The STFT loss follows Yamamoto et al. 2020 (Parallel WaveGAN, §2.3) with an L1 spectral
 magnitude term in place of spectral convergence: mean over resolutions of
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import StftConfig
+from ..config import StftConfig
 
 LOG_EPS = 1e-5  # keeps log|S| finite in silent bins; signals are standardised (~unit scale)
 

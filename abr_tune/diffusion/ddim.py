@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .diffusion import Schedule, eps_from_v, x_start_from_v
+from .schedule import Schedule, eps_from_v, x_start_from_v
 
 
 def ddim_timesteps(num_train_steps: int, steps: int) -> Tensor:

@@ -31,7 +31,7 @@ from .peaks import pick_wave_v
 
 DETECT_MIN_UV = 0.04  # below the smallest wave V the simulator makes at threshold (~0.06 µV)
 CLEAR_FMP = 3.1  # Don & Elberling: Fmp >= 3.1 means 99% confidence of a response
-INFANT_YEARS = 1.0  # central maturation is mostly done by 1 year (DESIGN §4: ~18 months)
+INFANT_YEARS = 1.0  # central maturation is mostly done by 1 year (~18 months)
 SPECTRUM_BAND_HZ = (100.0, 3000.0)  # a typical ABR recording band
 COLLAPSE_RATIO = 0.25  # generated spread below a quarter of the real spread: a collapsed generator
 POWER_FLOOR_UV2 = 1e-12  # keeps log10 finite for an all-zero set

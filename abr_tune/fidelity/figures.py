@@ -1,22 +1,49 @@
-"""Figures of `abr_tune.evaluate`: wave V latency against intensity, and error histograms."""
+"""Figures of an evaluation: waveform grids per CFG scale, wave V latency against intensity, error histograms."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import GENERATED_COLOR, REFERENCE_COLOR, label_grid, plt
+from ..data import ABRArrays, pick_reference_indices
+from ..physiology.peaks import pick_wave_v
+from ..viz.grid import label_grid, panel_grid
+from ..viz.waveforms import GENERATED_COLOR, REFERENCE_COLOR, waveform_grid
+from .metrics import pearson_r, reference_targets
+from .summary import cell
 
 ORACLE_COLOR = "0.55"
+GRID_PANELS = 8  # conditions in each waveform grid, spread across intensities
+
+def evaluation_figures(report: dict[str, Any], split: ABRArrays, idx: np.ndarray,
+                       runs: list[tuple[float, np.ndarray]], sample_rate_hz: float) -> dict[str, Figure]:
+    """File name → figure: one waveform grid per CFG scale, the latency–intensity plot, error histograms.
+
+    `runs` is [(CFG scale, (K, M, T) µV samples of the M conditions at `idx`)].
+    """
+    ref = split.subset(idx)
+    shown = np.unique(pick_reference_indices(ref, GRID_PANELS, report["seed"]))
+    shown = shown[np.argsort(ref.static[shown, 1], kind="stable")]  # panels in intensity order
+    figures = {f"waveforms_cfg{s:g}.png": waveform_grid(
+        [(ref.signals[shown], "recording", REFERENCE_COLOR), (signals[0, shown], "generated", GENERATED_COLOR)],
+        ref.static[shown], sample_rate_hz, f"Generated (EMA, DDIM, CFG {s:g}) vs recorded ABRs by intensity")
+        for s, signals in runs}
+    rows = [(s, _per_waveform(signals, ref, sample_rate_hz)) for s, signals in runs]
+    figures["latency_intensity.png"] = latency_intensity_figure([
+        (_li_title(report["by_cfg_scale"][f"{s:g}"], s), np.tile(ref.static[:, 1], report["repeats"]),
+         r["truth_ms"], r["latency_v_ms"]) for s, r in rows])
+    figures["error_histograms.png"] = error_histograms_figure(
+        [(f"CFG {s:g}", r) for s, r in rows], _per_waveform(ref.signals[None], ref, sample_rate_hz, oracle=True),
+        report["oracle"]["corr"])
+    return figures
 
 
 def latency_intensity_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> Figure:
     """One panel per (title, intensity dB, true latency ms, generated latency ms): points and per-level means."""
-    cols = min(4, len(panels))
-    rows = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharex=True, sharey=True)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(panels), (4.2, 3.4), sharex=True, sharey=True)
     for ax, (title, intensity, truth, generated) in zip(axes.flat[: len(panels)], panels, strict=True):
         for latency, label, color, marker in ((truth, "truth", REFERENCE_COLOR, "o"),
                                               (generated, "generated", GENERATED_COLOR, "x")):
@@ -85,3 +112,24 @@ def _bins(values: np.ndarray, key: str) -> np.ndarray:
     lo, hi = np.percentile(values, [1, 99])
     half = max(abs(lo), abs(hi), 1e-3)
     return np.linspace(-half, half, 41)
+
+
+def _per_waveform(signals: np.ndarray, ref: ABRArrays, sample_rate_hz: float,
+                  oracle: bool = False) -> dict[str, np.ndarray]:
+    """Per generated waveform (repeat-major): wave V latency, its truth, errors (ms, %), Pearson r (not for
+    the `oracle`, the recordings themselves, whose r with themselves is 1)."""
+    repeats = signals.shape[0]
+    flat = signals.reshape(-1, signals.shape[-1])
+    targets, _ = reference_targets(ref, sample_rate_hz)
+    truth_ms, truth_uv = (np.tile(t, repeats) for t in targets["V"])
+    latency, amplitude = pick_wave_v(flat, sample_rate_hz)
+    rows = {"latency_v_ms": np.where(np.isfinite(truth_ms), latency, np.nan), "truth_ms": truth_ms,
+            "latency_ms": latency - truth_ms, "amplitude_pct": 100.0 * (amplitude - truth_uv) / truth_uv}
+    if not oracle:
+        rows["corr"] = pearson_r(flat, np.tile(ref.signals, (repeats, 1)))
+    return rows
+
+
+def _li_title(m: dict[str, Any], scale: float) -> str:
+    slope, truth = (cell(m[k], "+.4f") for k in ("li_slope_ms_per_db", "li_slope_truth_ms_per_db"))
+    return f"CFG {scale:g}: slope {slope} ms/dB (truth {truth})"

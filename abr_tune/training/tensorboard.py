@@ -1,4 +1,4 @@
-"""TensorBoard output of a run: the exact tags of DESIGN §6, figures in µV against ms."""
+"""TensorBoard output of a run: the exact tags README.md lists, figures in µV against ms."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
-from .config import TrainConfig
-from .data import ABRArrays
-from .plots import GENERATED_COLOR, REFERENCE_COLOR, spectrogram_grid, waveform_grid
+from ..config import TrainConfig
+from ..data import ABRArrays
+from ..viz.waveforms import GENERATED_COLOR, REFERENCE_COLOR, spectrogram_grid, waveform_grid
 
 STEP_TAGS = {
     "total": "train/loss_total",

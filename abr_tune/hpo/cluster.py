@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .errors import UserError
+from ..errors import UserError
 from .space import SearchSpace
 
 ADDRESS_TIMEOUT_S = 3.0

@@ -1,5 +1,5 @@
-"""The figures of a search report: learning curves with ASHA's rungs, params against the metric,
-Optuna parameter importance, the best trial's samples.
+"""The figures of a search report: learning curves with ASHA's rungs and the searched params
+against the metric (`importance` and `samples` hold the other two).
 
 Each maker returns `(figure, caption)`, or `(None, why it was skipped)`: a figure that cannot
 be made (too few trials, no checkpoint) is a note in the report, never a crash. Trials are the
@@ -9,28 +9,22 @@ dicts of search_summary.json.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Optional
 
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from .config import from_dict
-from .errors import UserError
-from .plots import GENERATED_COLOR, REFERENCE_COLOR, plt, waveform_grid  # Agg backend set in plots
-from .search_report import short_name
-from .space import Param, SearchSpace
+from ...viz.grid import label_grid, panel_grid
+from ..params import Param, short_name
+from ..space import SearchSpace
 
 BEST_COLOR = "tab:red"
 COMPLETED_COLOR = "tab:blue"
 STOPPED_COLOR = "0.6"
 REFERENCE_EDGE = "black"
 LOG_DISTS = ("loguniform", "qloguniform", "logint")
-MIN_IMPORTANCE_TRIALS = 3  # fANOVA's forest needs a few finite points to split on
-SAMPLE_CHUNK = 4  # conditions per DDIM call: the progress bar's step
 
 Made = tuple[Optional[Figure], str]  # (figure, caption) or (None, why it was skipped)
 
@@ -158,15 +152,11 @@ def params_vs_metric(trials: list[dict[str, Any]], space: SearchSpace, best_id: 
     if not scored:
         return None, f"no trial scored a finite, positive best `{space.metric}`: no point to draw"
     params = space.params
-    cols = min(3, len(params))
-    rows = math.ceil(len(params) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), squeeze=False)
-    for ax in axes.flat[len(params):]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(params), (4.4, 3.6), max_cols=3)
+    rows = axes.shape[0]
     for ax, param in zip(axes.flat, params, strict=False):
         _param_panel(ax, param, scored, best_id, space.metric)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"best {space.metric} (log scale)")
+    label_grid(axes, None, f"best {space.metric} (log scale)", fontsize=10)
     unscored = len(trials) - len(scored)
     note = f"; {unscored} trial(s) without a finite value not shown" if unscored else ""
     fig.suptitle(f"Searched parameters against each trial's best {space.metric}{note}", fontsize=11)
@@ -232,142 +222,3 @@ def _param_legend(trials: list[dict[str, Any]], best_id: str | None) -> list[Lin
     if any(t.get("is_reference") for t in trials):
         handles.append(Line2D([], [], ls="", marker="s", ms=9, mfc="none", mec=REFERENCE_EDGE, label="base config"))
     return handles
-
-
-def importance_figure(study: Any, evaluator: Any, params: list[str], metric: str, method: str) -> Figure:
-    """Optuna's matplotlib importance bar chart, relabelled with short param names."""
-    from optuna.visualization.matplotlib import plot_param_importances
-
-    with plt.rc_context():  # Optuna switches matplotlib to its ggplot style: keep that inside this figure
-        ax = plot_param_importances(study, evaluator=evaluator, params=params, target_name=metric)
-    fig = ax.figure
-    ax.set_title("", loc="left")  # Optuna's own title
-    if ax.get_legend() is not None:
-        ax.get_legend().remove()
-    ax.set_yticks(ax.get_yticks(), [short_name(t.get_text()) for t in ax.get_yticklabels()])
-    ax.set_title(f"Parameter importance for {metric} ({method}, {len(study.trials)} trials)", fontsize=11)
-    ax.set_xlabel(f"importance for {metric} (fraction of explained variance, sums to 1)")
-    ax.set_ylabel("searched parameter")
-    fig.set_size_inches(8.0, 1.6 + 0.55 * len(params))
-    fig.tight_layout()
-    return fig
-
-
-def importance(storage: Optional[str], name: str, space: SearchSpace) -> Made:
-    """fANOVA importances from the persisted Optuna study, or why there are none (never raises)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except Exception as err:  # missing file, missing study, unreadable storage: a note, not a crash
-        return None, f"the Optuna study '{name}' could not be opened from {storage} ({type(err).__name__}: {err})"
-    return study_importance(study, space)
-
-
-def study_importance(study: Any, space: SearchSpace) -> Made:
-    """The importance figure for `study`'s completed finite trials, or the reason to skip it."""
-    import optuna
-
-    metric = space.metric
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-            and t.value is not None and math.isfinite(t.value)]
-    if len(done) < MIN_IMPORTANCE_TRIALS:
-        return None, (f"too few completed trials for parameter importance: {len(done)} with a finite {metric}, "
-                      f"at least {MIN_IMPORTANCE_TRIALS} needed")
-    common = set.intersection(*(set(t.params) for t in done))
-    varied = [p.name for p in space.params if p.name in common and len({repr(t.params[p.name]) for t in done}) > 1]
-    if not varied:
-        return None, "no searched parameter took more than one value in the completed trials: nothing to attribute"
-    evaluator, method = _evaluator()
-    in_memory = optuna.create_study(directions=study.directions)
-    in_memory.add_trials(done)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            fig = importance_figure(in_memory, evaluator, varied, metric, method)
-    except Exception as err:  # an evaluator that cannot fit these trials: a note, not a crash
-        return None, f"Optuna could not compute importances ({type(err).__name__}: {err})"
-    return fig, _importance_caption(space, done, varied, method)
-
-
-def _evaluator() -> tuple[Any, str]:
-    import optuna
-
-    try:
-        import sklearn  # noqa: F401  (fANOVA fits a scikit-learn random forest)
-    except ImportError:
-        return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA; install scikit-learn for fANOVA"
-    return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
-
-
-def _importance_caption(space: SearchSpace, done: list[Any], varied: list[str], method: str) -> str:
-    left_out = [p.name for p in space.params if p.name not in varied]
-    caption = (f"{method} over the {len(done)} trials of the Optuna study with a finite value. The study holds "
-               "each trial's last reported value: for a trial stopped early by ASHA, its value at the rung where "
-               "it was stopped.")
-    if left_out:
-        caption += (f" Left out (sampled in only some trials, or one value only): "
-                    f"{', '.join(f'`{n}`' for n in left_out)}.")
-    return caption
-
-
-def best_trial_samples(best: Optional[dict[str, Any]], conditions: int, log: Callable[[str], None]) -> Made:
-    """DDIM samples of the best trial's best checkpoint (EMA) against val references, or why not."""
-    if conditions < 1:
-        return None, "sampling skipped (--conditions 0)"
-    if best is None:
-        return None, "no best trial (the search was interrupted or no trial scored a finite value)"
-    checkpoint = _best_checkpoint(best)
-    if checkpoint is None:
-        return None, f"the best trial's checkpoint is missing ({best.get('best_checkpoint')})"
-    try:
-        return _sample_figure(best, checkpoint, conditions, log)
-    except (UserError, OSError) as err:
-        return None, f"sampling the best trial failed: {err}"
-
-
-def _best_checkpoint(trial: dict[str, Any]) -> Optional[Path]:
-    """Tune's checkpoint at the best epoch, else train_abr's own _best.pt in the trial dir."""
-    candidates = [trial.get("best_checkpoint"), f"{trial['trial_dir']}/train/checkpoints/train_best.pt"]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-
-
-def _sample_figure(best: dict[str, Any], checkpoint: Path, conditions: int,
-                   log: Callable[[str], None]) -> tuple[Figure, str]:
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from .checkpoint import load_checkpoint
-    from .data import prepare_splits
-    from .evaluate import CheckpointSampler
-    from .evaluation import pick_reference_indices
-
-    state = load_checkpoint(checkpoint)
-    cfg = from_dict(state["config"])
-    cfg.device = "auto"  # the GPU if this machine has one, whatever the trial ran on
-    val = prepare_splits(cfg.data).val
-    if len(val) == 0:
-        raise UserError(f"the val split is empty (data.split {cfg.data.split})")
-    idx = pick_reference_indices(val, conditions, cfg.trainer.val_seed)
-    idx = idx[np.argsort(val.static[idx, 1], kind="stable")]  # panels by rising intensity
-    sampler = CheckpointSampler.load(state, cfg)
-    d = cfg.diffusion
-    log(f"sampling {len(idx)} conditions with trial {best['trial_id']}'s checkpoint (epoch {state.get('epoch')}, "
-        f"EMA, DDIM {d.sample_steps} steps, eta {d.ddim_eta:g}, CFG {d.cfg_scale:g}) on {sampler.device}")
-    generated = []
-    with tqdm(total=len(idx), desc="abr-tune: report: DDIM sampling", unit="waveform", leave=False) as bar:
-        for i, lo in enumerate(range(0, len(idx), SAMPLE_CHUNK)):
-            chunk = val.static[idx[lo : lo + SAMPLE_CHUNK]]
-            generated.append(sampler.generate(chunk, 1, d.cfg_scale, cfg.trainer.val_seed + i)[0])
-            bar.update(len(chunk))
-    fig = waveform_grid([(val.signals[idx], "reference (val split)", REFERENCE_COLOR),
-                         (np.concatenate(generated), "generated (EMA, DDIM)", GENERATED_COLOR)],
-                        val.static[idx], cfg.data.sample_rate_hz,
-                        f"Best trial {best['trial_id']}: generated vs reference ABRs across intensities "
-                        f"(checkpoint of epoch {state.get('epoch')})")
-    caption = (f"Trial `{best['trial_id']}`'s checkpoint at epoch {state.get('epoch')} (best "
-               f"{best.get('best_value'):.4g}), EMA weights, DDIM with {d.sample_steps} steps, eta "
-               f"{d.ddim_eta:g}, CFG scale {d.cfg_scale:g}, one sample per condition (seeded), against the val-split "
-               f"recording of the same condition; panels by rising intensity. Checkpoint: `{checkpoint}`.")
-    return fig, caption

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless: figures go to TensorBoard and PNG files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from .grid import label_grid, panel_grid
 
 GENERATED_COLOR = "tab:red"
 REFERENCE_COLOR = "tab:blue"
@@ -17,15 +15,6 @@ def condition_label(static_row: np.ndarray) -> str:
     """'80 dB · 30 y · 21/s · Fmp 3.1' from a raw (age, intensity, rate, fmp) row."""
     age, intensity, rate, fmp = (float(v) for v in static_row)
     return f"{intensity:.0f} dB · {age:.1f} y · {rate:.0f}/s · Fmp {fmp:.1f}"
-
-
-def _grid(n: int) -> tuple[Figure, np.ndarray]:
-    cols = min(4, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False, sharex=True)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, axes
 
 
 def _time_ms(length: int, sample_rate_hz: float) -> np.ndarray:
@@ -40,7 +29,7 @@ def waveform_grid(
 ) -> Figure:
     """One panel per condition; `waves` is [(signals (N, T) µV, label, colour), ...] overlaid."""
     n = len(static_raw)
-    fig, axes = _grid(n)
+    fig, axes = panel_grid(n, (3.2, 2.4), sharex=True)
     t_ms = _time_ms(waves[0][0].shape[-1], sample_rate_hz)
     for i, ax in enumerate(axes.flat[:n]):
         for signals, label, color in waves:
@@ -67,7 +56,7 @@ def _power_db(signal_uv: np.ndarray, n_fft: int = 32, hop: int = 4) -> np.ndarra
 def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, title: str) -> Figure:
     """Short-time magnitude (dB) of each waveform, frequency in kHz against time in ms."""
     n = len(signals_uv)
-    fig, axes = _grid(n)
+    fig, axes = panel_grid(n, (3.2, 2.4), sharex=True)
     powers = [_power_db(row) for row in signals_uv]
     vmax = max(float(p.max()) for p in powers)
     extent = (0.0, signals_uv.shape[1] / sample_rate_hz * 1000, 0.0, sample_rate_hz / 2000)
@@ -81,11 +70,3 @@ def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate
     fig.tight_layout()
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01).set_label("magnitude (dB re 1 µV)", fontsize=8)
     return fig
-
-
-def label_grid(axes, xlabel: str, ylabel: str, fontsize: float) -> None:
-    """Axis labels on the outer panels of a 2-D grid of axes: x on the bottom row, y on the left column."""
-    for ax in axes[-1]:
-        ax.set_xlabel(xlabel, fontsize=fontsize)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(ylabel, fontsize=fontsize)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import ABRArrays
-from .fidelity import (
+from ..data import ABRArrays
+from ..physiology.measures import (
     clear_truth,
     detect_response,
     detection_scores,
@@ -20,7 +20,7 @@ from .fidelity import (
     real_spread_uv,
     spectral_distance_db,
 )
-from .peaks import pick_peaks, pick_wave_v
+from ..physiology.peaks import pick_peaks, pick_wave_v
 
 WAVES = ("I", "III", "V")
 

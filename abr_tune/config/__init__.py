@@ -1,0 +1,38 @@
+"""The train config: its schema (`schema`), loading and overrides (`loading`), checks (`validate`)."""
+
+from .loading import (
+    all_keys,
+    apply_overrides,
+    config_from_raw,
+    diff,
+    from_dict,
+    get_key,
+    load_config,
+    load_yaml,
+    parse_overrides,
+    unknown_key_message,
+)
+from .schema import (
+    SEQUENCE_LENGTH,
+    STATIC_NAMES,
+    AdvancedConfig,
+    DataConfig,
+    DiffusionConfig,
+    LoaderConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    StftConfig,
+    SyntheticConfig,
+    TrainConfig,
+    TrainerConfig,
+    VizConfig,
+)
+from .validate import validate
+
+__all__ = [
+    "SEQUENCE_LENGTH", "STATIC_NAMES", "AdvancedConfig", "DataConfig", "DiffusionConfig", "LoaderConfig",
+    "LossConfig", "ModelConfig", "OptimConfig", "StftConfig", "SyntheticConfig", "TrainConfig", "TrainerConfig",
+    "VizConfig", "all_keys", "apply_overrides", "config_from_raw", "diff", "from_dict", "get_key", "load_config",
+    "load_yaml", "parse_overrides", "unknown_key_message", "validate",
+]

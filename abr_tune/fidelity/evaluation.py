@@ -1,0 +1,168 @@
+"""The evaluation run: generate, with the EMA weights and DDIM, `repeats` waveforms for each
+condition of a held-out split at each CFG scale, and score them against the recordings and
+the ground truth (`fidelity.metrics`). Writes metrics.json, summary.md and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import TrainConfig, from_dict
+from ..data import ABRArrays, load_arrays, prepare_splits
+from ..errors import UserError
+from ..formatting import finite, json_safe
+from .metrics import fidelity_metrics, oracle_metrics
+from .summary import AGREEMENT, PHYSIOLOGY, summary_markdown
+
+SPLITS = ("train", "val", "test", "all")
+DEFAULT_SCALES = (1.0, 1.5, 2.0)
+
+
+@dataclass
+class EvalOptions:
+    """What to generate and score; see `build_parser` for each option's meaning."""
+
+    split: str = "test"
+    cfg_scales: tuple[float, ...] = DEFAULT_SCALES
+    steps: int | None = None
+    repeats: int = 3
+    max_conditions: int = 256
+    seed: int = 0
+    data_path: str | None = None
+
+    def check(self) -> None:
+        if self.split not in SPLITS:
+            raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{self.split}'")
+        if not self.cfg_scales or min(self.cfg_scales) < 0:
+            raise UserError(f"--cfg-scale needs one or more values >= 0, got {list(self.cfg_scales)}")
+        for name, value in (("--repeats", self.repeats), ("--max-conditions", self.max_conditions),
+                            ("--steps", 1 if self.steps is None else self.steps)):
+            if value < 1:
+                raise UserError(f"{name} must be >= 1, got {value}")
+
+
+@dataclass
+class Generated:
+    """One CFG scale's samples: (K, M, T) µV for the M conditions, K repeats each."""
+
+    scale: float
+    signals: np.ndarray
+    seconds: float
+
+
+def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir: str | Path | None = None, *,
+             arrays: ABRArrays | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Generate and score; returns the metrics.json content and writes every output when `out_dir` is given."""
+    from ..checkpoint import load_checkpoint  # torch loads here: bad options fail before it
+    from ..model import Generator
+
+    o = options or EvalOptions()
+    o.check()
+    state = load_checkpoint(checkpoint)
+    cfg = _eval_config(state, o)
+    split = _load_split(cfg, o.split, arrays)
+    idx = select_conditions(len(split), o.max_conditions, o.seed)
+    sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps)
+    if verbose:
+        print(f"abr-tune: {len(idx)} conditions of the {o.split} split × {o.repeats} samples, DDIM "
+              f"{cfg.diffusion.sample_steps} steps on {sampler.device}, CFG "
+              f"{', '.join(f'{s:g}' for s in o.cfg_scales)}", flush=True)
+    runs = []
+    for scale in o.cfg_scales:
+        started = time.perf_counter()
+        signals = sampler.generate(split.static[idx], o.repeats, scale, o.seed)
+        runs.append(Generated(scale, signals, time.perf_counter() - started))
+        if verbose:
+            print(f"abr-tune: CFG {scale:g}: {signals.shape[0] * signals.shape[1]} waveforms "
+                  f"({signals.shape[1]} conditions × {signals.shape[0]}) in {runs[-1].seconds:.1f} s", flush=True)
+    report = _report(checkpoint, state, cfg, o, split, idx, runs)
+    if out_dir is not None:
+        write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.sample_rate_hz)
+    return report
+
+
+def select_conditions(n: int, max_conditions: int, seed: int) -> np.ndarray:
+    """Every recording when n <= max_conditions, else a seeded random subset (sorted)."""
+    if n <= max_conditions:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_conditions, replace=False))
+
+
+# ---------------------------------------------------------------- set-up
+
+def _eval_config(state: dict[str, Any], o: EvalOptions) -> TrainConfig:
+    cfg = from_dict(state["config"])
+    if o.data_path is not None:
+        cfg.data.source, cfg.data.path = "file", o.data_path
+    elif cfg.data.source == "file" and not Path(cfg.data.path or "").is_file():
+        raise UserError(f"the checkpoint was trained on '{cfg.data.path}', which is not found here; "
+                        "pass --data PATH to evaluate on a data file")
+    return cfg
+
+
+def _load_split(cfg: TrainConfig, split: str, arrays: ABRArrays | None) -> ABRArrays:
+    data = (arrays if arrays is not None else load_arrays(cfg.data)) if split == "all" else \
+        getattr(prepare_splits(cfg.data, arrays), split)
+    if len(data) == 0:
+        raise UserError(f"the {split} split is empty (data.split {cfg.data.split}); choose another --split")
+    return data
+
+
+# ---------------------------------------------------------------- report
+
+def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArrays, idx: np.ndarray,
+            runs: list[Generated]) -> dict[str, Any]:
+    sr = cfg.data.sample_rate_hz
+    by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr) for r in runs}
+    return {
+        "checkpoint": str(checkpoint),
+        "epoch": int(state.get("epoch", 0)),
+        "data": cfg.data.path if cfg.data.source == "file" else "synthetic",
+        "ground_truth": "simulator" if split.response_present is not None else
+        "marked v_latency_ms/v_amplitude_uv where present, else the peak picker on the recording",
+        "split": o.split,
+        "n_conditions": int(len(idx)),
+        "repeats": o.repeats,
+        "sample_steps": cfg.diffusion.sample_steps,
+        "ddim_eta": cfg.diffusion.ddim_eta,
+        "seed": o.seed,
+        "seconds_per_scale": {f"{r.scale:g}": round(r.seconds, 2) for r in runs},
+        "by_cfg_scale": by_scale,
+        "oracle": oracle_metrics(split, idx, sr),
+        "best_cfg_scale": _best_scales(by_scale),
+    }
+
+
+def _best_scales(by_scale: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """Per metric with a direction, the CFG scale that scores best (None when no scale has a value)."""
+    best: dict[str, float | None] = {}
+    for key, _, _, better in (c for c in (*AGREEMENT, *PHYSIOLOGY) if c[3]):
+        scored = {s: m[key] for s, m in by_scale.items() if finite(m[key])}
+        choose = max if better == "max" else min
+        best[key] = float(choose(scored, key=scored.get)) if scored else None
+    return best
+
+
+def write_outputs(out: Path, report: dict[str, Any], split: ABRArrays, idx: np.ndarray, runs: list[Generated],
+                  sample_rate_hz: float) -> list[Path]:
+    """metrics.json, summary.md, one waveform grid per CFG scale, latency_intensity.png, error_histograms.png."""
+    import matplotlib.pyplot as plt
+
+    from .figures import evaluation_figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in evaluation_figures(report, split, idx, [(r.scale, r.signals) for r in runs],
+                                        sample_rate_hz).items():
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        written.append(out / name)
+    (out / "metrics.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
+    (out / "summary.md").write_text(summary_markdown(report))
+    return [*written, out / "metrics.json", out / "summary.md"]

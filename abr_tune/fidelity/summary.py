@@ -1,0 +1,96 @@
+"""The evaluation's summary: CFG scale against every metric, with the oracle row, as Markdown."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..physiology.measures import COLLAPSE_RATIO
+
+# (key, column title, format, better): the summary's tables and metrics.json's best_cfg_scale.
+AGREEMENT = (("corr", "Pearson r", ".3f", "max"), ("corr_truth", "r vs noise-free", ".3f", "max"),
+             ("mse_uv", "MSE (µV²)", ".4f", "min"),
+             ("spectral_distance_db", "spectral dist. (dB)", ".2f", "min"),
+             ("wave_v_latency_mae_ms", "V latency MAE (ms)", ".3f", "min"),
+             ("wave_v_latency_bias_ms", "V latency bias (ms)", "+.3f", None),
+             ("wave_v_amplitude_error_pct", "V amplitude error (%)", ".1f", "min"),
+             ("wave_v_amplitude_bias_pct", "V amplitude bias (%)", "+.1f", None),
+             ("wave_v_found_frac", "V found", ".1%", "max"),
+             ("wave_i_latency_mae_ms", "I latency MAE (ms)", ".3f", None),
+             ("wave_iii_latency_mae_ms", "III latency MAE (ms)", ".3f", None))
+PHYSIOLOGY = (("detection_acc", "detection acc.", ".1%", "max"),
+              ("detection_acc_clear", "detection acc. (clear)", ".1%", "max"),
+              ("detection_sensitivity", "sensitivity", ".1%", None),
+              ("detection_specificity", "specificity", ".1%", None),
+              ("li_slope_ms_per_db", "L–I slope (ms/dB)", "+.4f", None),
+              ("li_slope_truth_ms_per_db", "truth slope (ms/dB)", "+.4f", None),
+              ("li_slope_rel_error", "slope error", ".1%", "min"),
+              ("rate_effect_ms_per_hz", "rate (ms per /s)", "+.4f", None),
+              ("rate_effect_truth_ms_per_hz", "truth rate", "+.4f", None),
+              ("infant_delay_ms", "infant delay (ms)", "+.2f", None),
+              ("infant_delay_truth_ms", "truth infant", "+.2f", None),
+              ("diversity_ratio", "diversity gen/real", ".2f", None),
+              ("collapsed", "collapsed", "", None))
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    """The report as markdown: two tables of CFG scale vs metric with the oracle row, then definitions."""
+    lines = [f"# ABR fidelity: {report['checkpoint']}", "",
+             f"Epoch {report['epoch']}, {report['split']} split of {report['data']}: {report['n_conditions']} "
+             f"conditions × {report['repeats']} samples, DDIM {report['sample_steps']} steps "
+             f"(eta {report['ddim_eta']:g}), seed {report['seed']}. Ground truth: {report['ground_truth']}.", ""]
+    for title, columns in (("Waveform agreement and peaks", AGREEMENT), ("Physiology and diversity", PHYSIOLOGY)):
+        lines += [f"## {title}", "", _table(report, columns), ""]
+    collapsed = [s for s, m in report["by_cfg_scale"].items() if m["collapsed"]]
+    if collapsed:
+        lines += [f"**Collapsed generator** at CFG {', '.join(collapsed)}: repeated samples of one condition "
+                  f"spread less than {COLLAPSE_RATIO:g}× the real spread.", ""]
+    lines += [_DEFINITIONS]
+    return "\n".join(lines)
+
+
+def _table(report: dict[str, Any], columns) -> str:
+    best = report["best_cfg_scale"]
+    header = "| CFG scale | " + " | ".join(title for _, title, _, _ in columns) + " |"
+    rows = [header, "|" + "---|" * (len(columns) + 1)]
+    for scale, m in report["by_cfg_scale"].items():
+        cells = [cell(m[k], fmt, bold=best.get(k) == float(scale)) for k, _, fmt, _ in columns]
+        rows.append(f"| {scale} | " + " | ".join(cells) + " |")
+    rows.append("| oracle | " + " | ".join(cell(report["oracle"][k], fmt) for k, _, fmt, _ in columns) + " |")
+    return "\n".join(rows)
+
+
+def cell(value: Any, fmt: str, bold: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    text = ("yes" if value else "no") if isinstance(value, bool) else format(value, fmt)
+    return f"**{text}**" if bold else text
+
+
+_DEFINITIONS = """## What the numbers mean
+
+- **Pearson r, MSE**: each generated waveform against the recording of its condition, averaged.
+  The recording holds residual noise the generator cannot know, so even the noise-free
+  response scores only r = sqrt(1 − 1/Fmp) and MSE = the residual-noise power: the oracle row.
+- **r vs noise-free** (synthetic data): each generated waveform against the simulator's noise-free
+  response of its condition, over the conditions with a response. A generator that reproduces the
+  response and realistic residual noise scores what a recording does: the oracle row (≈ 0.8).
+- **spectral dist.**: RMS over 100–3000 Hz of the dB difference between the mean power spectra
+  of the generated and the recorded set (0 = right spectral content).
+- **V/I/III latency, amplitude**: the documented peak picker (`abr_tune.peaks`) on each generated
+  waveform against the truth (the simulator's, or marked `v_latency_ms`/`v_amplitude_uv`, else the
+  picker on the recording; waves I and III always the picker); amplitude is peak-to-following-trough,
+  error in % of the truth; **found**: share of true peaks the picker finds in the generated waveform.
+  The oracle row is the picker on the recordings themselves: its own accuracy.
+- **detection**: a response is detected when the picker finds wave V of at least 0.04 µV; scored
+  against the truth (response present or not); **clear**: only conditions whose truth is clinically
+  unambiguous (no response, or a response with Fmp ≥ 3.1). The oracle row is the detector's ceiling.
+- **L–I slope, rate, infant delay**: one least-squares fit of wave V latency on intensity (ms/dB),
+  click rate (ms per click/s) and age < 1 year (ms), for generated and true latencies on the same
+  conditions; **slope error**: |generated − truth| / |truth|.
+- **diversity gen/real**: spread of repeated samples of one condition over the spread of recordings
+  of different patients with the nearest condition; **collapsed** when below the threshold above.
+
+Best value per column in bold. Figures: `waveforms_cfg<scale>.png`, `latency_intensity.png`,
+`error_histograms.png`.
+"""

@@ -1,0 +1,67 @@
+"""The experiment directory: one home for the name of every file a search writes into it.
+
+    <experiment>/space.yaml            the resolved space (base inlined, flags applied): --resume reads it
+    <experiment>/optuna.db             the Optuna study (SQLite)
+    <experiment>/search_summary.json   every trial's record, the best and the reference trial
+    <experiment>/best_config.yaml      a complete train config of the best trial
+    <experiment>/retrain/              where best_config.yaml trains
+    <experiment>/report/               summary.md, index.html and figures
+    <experiment>/trial_<id>_<params>/  a trial: train_summary.json, train/ (its run: TensorBoard, checkpoints)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..training.callbacks import CHECKPOINT_FILE
+from .space import SearchSpace
+
+SPACE_FILE = "space.yaml"
+STUDY_FILE = "optuna.db"
+SUMMARY_FILE = "search_summary.json"
+BEST_CONFIG_FILE = "best_config.yaml"
+RETRAIN_DIR = "retrain"
+REPORT_DIR = "report"
+TRIAL_SUMMARY_FILE = "train_summary.json"  # train_abr's summary, written in each finished trial dir
+TRIAL_RUN = "train"  # each trial's train_abr run: <trial dir>/train/
+TUNE_CHECKPOINT_FILE = CHECKPOINT_FILE  # the file inside each of Tune's checkpoint directories
+
+
+def trial_best_checkpoint(trial_dir: str | Path) -> Path:
+    """train_abr's own best checkpoint inside a trial directory."""
+    return Path(trial_dir) / TRIAL_RUN / "checkpoints" / f"{TRIAL_RUN}_best.pt"
+
+
+@dataclass
+class Experiment:
+    """Where an experiment lives and the resolved space it runs."""
+
+    space: SearchSpace
+    name: str
+    storage_path: str  # absolute local path or URI
+
+    @property
+    def path(self) -> str:
+        return f"{self.storage_path.rstrip('/')}/{self.name}"
+
+    @property
+    def local_dir(self) -> Optional[Path]:
+        return None if "://" in self.storage_path else Path(self.path)
+
+    @property
+    def study_db(self) -> Path:
+        """The study sits in the experiment dir; for URI storage, in a local runs/ dir."""
+        return (self.local_dir or Path("runs/search_studies").resolve() / self.name) / STUDY_FILE
+
+
+def rebase(path: Optional[str], old_root: str, new_root: Path) -> Optional[str]:
+    """A path the summary stored under the experiment dir `old_root`, moved under `new_root`
+    (an experiment copied from a cluster, or moved); other paths are returned unchanged."""
+    root = old_root.rstrip("/")
+    if path == root:
+        return str(new_root)
+    if path and path.startswith(root + "/"):
+        return str(new_root / path[len(root) + 1:])
+    return path

@@ -1,0 +1,120 @@
+"""Planning a search before Ray starts: the space file and flags resolved into an Experiment,
+everything a user can get wrong checked first."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
+from ..errors import UserError
+from .layout import SPACE_FILE, Experiment
+from .space import METRIC_MODES, SearchSpace
+from .space_file import check_settings, load_space
+
+# --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
+SMOKE_OVERRIDES = {
+    "data.synthetic.n_subjects": 12, "data.synthetic.recordings_per_subject": 4,
+    "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.ff_mult": 2,
+    "loader.batch_size": 16, "loader.drop_last": False,  # a searched batch size may exceed the tiny split
+    "diffusion.sample_steps": 5, "trainer.max_epochs": 2,
+    "trainer.sample_every_epochs": 2, "viz.num_samples": 2, "viz.plot_spectrogram": False,
+    "advanced.lr_warmup_steps": 0,
+}
+SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
+
+
+def plan_new(args: argparse.Namespace) -> Experiment:
+    """Resolve space + flags into a validated experiment; raises UserError, starts nothing."""
+    if not args.space:
+        raise UserError("--space is required (e.g. --space search_spaces/lr_stft.yaml), or --resume DIR")
+    space = load_space(args.space)
+    base = space.base_raw()
+    if args.smoke_test:  # shrink what the space does not search; its own ranges stay as written
+        searched = {k for p in space.params for k in p.keys}
+        base = apply_overrides(base, {k: v for k, v in SMOKE_OVERRIDES.items() if k not in searched})
+    if args.override:
+        base = apply_overrides(base, parse_overrides(args.override))
+    base_cfg = from_dict(_absolute_data_path(base))
+    space = _apply_flags(space, args, base_cfg)
+    space.check(base_cfg.to_dict(), seed=space.search.seed)
+    name = args.name or f"{Path(args.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp = Experiment(space, _check_name(name), _storage_path(args.storage_path))
+    if exp.local_dir is not None and exp.local_dir.exists():
+        raise UserError(f"experiment '{exp.path}' already exists; pass --resume {exp.path} to continue it "
+                        "or --name to start a new one")
+    return exp
+
+
+def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainConfig) -> SearchSpace:
+    """The space with the base inlined and --smoke-test, then explicit flags, over its settings."""
+    flags = {"num_samples": args.num_samples, "max_concurrent": args.max_concurrent, "max_t": args.max_epochs,
+             "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
+             "metric": args.metric, "seed": args.seed}
+    given = {**(SMOKE_SETTINGS if args.smoke_test else {}), **{k: v for k, v in flags.items() if v is not None}}
+    max_t = given.get("max_t", space.scheduler.max_t or base_cfg.trainer.max_epochs)
+    grace = min(given.get("grace_period", space.scheduler.grace_period), max_t)
+    r = space.resources
+    resolved = dataclasses.replace(
+        space, base_config=None, base=base_cfg.to_dict(), overrides={}, metric=given.get("metric", space.metric),
+        mode=METRIC_MODES[args.metric] if args.metric in METRIC_MODES else space.mode,
+        num_samples=given.get("num_samples", space.num_samples),
+        max_concurrent=given.get("max_concurrent", space.max_concurrent),
+        scheduler=dataclasses.replace(space.scheduler, max_t=max_t, grace_period=grace),
+        resources=dataclasses.replace(r, cpus_per_trial=given.get("cpus_per_trial", r.cpus_per_trial),
+                                      gpus_per_trial=given.get("gpus_per_trial", r.gpus_per_trial)),
+        search=dataclasses.replace(space.search, seed=given.get("seed", space.search.seed)))
+    check_settings(resolved)
+    return resolved
+
+
+def _absolute_data_path(raw: dict[str, Any]) -> dict[str, Any]:
+    """Trials run in their own working directories: pin a relative data.path to the CWD."""
+    path = (raw.get("data") or {}).get("path")
+    if isinstance(path, str) and path and not Path(path).is_absolute():
+        return apply_overrides(raw, {"data.path": str(Path(path).resolve())})
+    return raw
+
+
+def _check_name(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise UserError(f"--name {name!r} must be a plain directory name (no '/')")
+    return name
+
+
+def _storage_path(value: str) -> str:
+    """A URI as given, else an absolute local path whose nearest existing part is a writable directory."""
+    if "://" in value:
+        return value
+    path = Path(value).expanduser().resolve()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not a directory" if not existing.is_dir() else "is not writable"
+        raise UserError(f"--storage-path '{value}' cannot hold experiments: '{existing}' {problem}; "
+                        "pass a writable directory")
+    return str(path)
+
+
+def plan_resume(args: argparse.Namespace) -> Experiment:
+    """The experiment in --resume DIR, after checking it is one; search-shaping flags are refused."""
+    path = Path(args.resume).expanduser().resolve()
+    if not (path / SPACE_FILE).is_file() or not _can_restore(path):
+        raise UserError(f"'{args.resume}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
+                        "pass the experiment directory printed when the search started")
+    fixed = [f for f in ("space", "num_samples", "max_concurrent", "max_epochs", "cpus_per_trial", "gpus_per_trial",
+                         "override", "metric", "seed", "name") if getattr(args, f) is not None]
+    if fixed or args.smoke_test:
+        shown = ", ".join("--" + f.replace("_", "-") for f in fixed + (["smoke_test"] if args.smoke_test else []))
+        raise UserError(f"{shown} cannot change a search being resumed; it continues with the settings in "
+                        f"{path / SPACE_FILE}")
+    return Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent))
+
+
+def _can_restore(path: Path) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(path))

@@ -1,0 +1,94 @@
+"""Parameter importance from the persisted Optuna study (fANOVA, or PED-ANOVA without scikit-learn)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Optional
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from ..params import short_name
+from ..space import SearchSpace
+from .figures import Made
+
+MIN_IMPORTANCE_TRIALS = 3  # fANOVA's forest needs a few finite points to split on
+
+
+def importance_figure(study: Any, evaluator: Any, params: list[str], metric: str, method: str) -> Figure:
+    """Optuna's matplotlib importance bar chart, relabelled with short param names."""
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    with plt.rc_context():  # Optuna switches matplotlib to its ggplot style: keep that inside this figure
+        ax = plot_param_importances(study, evaluator=evaluator, params=params, target_name=metric)
+    fig = ax.figure
+    ax.set_title("", loc="left")  # Optuna's own title
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    ax.set_yticks(ax.get_yticks(), [short_name(t.get_text()) for t in ax.get_yticklabels()])
+    ax.set_title(f"Parameter importance for {metric} ({method}, {len(study.trials)} trials)", fontsize=11)
+    ax.set_xlabel(f"importance for {metric} (fraction of explained variance, sums to 1)")
+    ax.set_ylabel("searched parameter")
+    fig.set_size_inches(8.0, 1.6 + 0.55 * len(params))
+    fig.tight_layout()
+    return fig
+
+
+def importance(storage: Optional[str], name: str, space: SearchSpace) -> Made:
+    """fANOVA importances from the persisted Optuna study, or why there are none (never raises)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except Exception as err:  # missing file, missing study, unreadable storage: a note, not a crash
+        return None, f"the Optuna study '{name}' could not be opened from {storage} ({type(err).__name__}: {err})"
+    return study_importance(study, space)
+
+
+def study_importance(study: Any, space: SearchSpace) -> Made:
+    """The importance figure for `study`'s completed finite trials, or the reason to skip it."""
+    import optuna
+
+    metric = space.metric
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+            and t.value is not None and math.isfinite(t.value)]
+    if len(done) < MIN_IMPORTANCE_TRIALS:
+        return None, (f"too few completed trials for parameter importance: {len(done)} with a finite {metric}, "
+                      f"at least {MIN_IMPORTANCE_TRIALS} needed")
+    common = set.intersection(*(set(t.params) for t in done))
+    varied = [p.name for p in space.params if p.name in common and len({repr(t.params[p.name]) for t in done}) > 1]
+    if not varied:
+        return None, "no searched parameter took more than one value in the completed trials: nothing to attribute"
+    evaluator, method = _evaluator()
+    in_memory = optuna.create_study(directions=study.directions)
+    in_memory.add_trials(done)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fig = importance_figure(in_memory, evaluator, varied, metric, method)
+    except Exception as err:  # an evaluator that cannot fit these trials: a note, not a crash
+        return None, f"Optuna could not compute importances ({type(err).__name__}: {err})"
+    return fig, _importance_caption(space, done, varied, method)
+
+
+def _evaluator() -> tuple[Any, str]:
+    import optuna
+
+    try:
+        import sklearn  # noqa: F401  (fANOVA fits a scikit-learn random forest)
+    except ImportError:
+        return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA; install scikit-learn for fANOVA"
+    return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
+
+
+def _importance_caption(space: SearchSpace, done: list[Any], varied: list[str], method: str) -> str:
+    left_out = [p.name for p in space.params if p.name not in varied]
+    caption = (f"{method} over the {len(done)} trials of the Optuna study with a finite value. The study holds "
+               "each trial's last reported value: for a trial stopped early by ASHA, its value at the rung where "
+               "it was stopped.")
+    if left_out:
+        caption += (f" Left out (sampled in only some trials, or one value only): "
+                    f"{', '.join(f'`{n}`' for n in left_out)}.")
+    return caption

@@ -1,0 +1,232 @@
+"""A search space: a validated, typed space and its Optuna define-by-run function.
+
+Read from YAML by `abr_tune.hpo.space_file`.
+
+Schema (every field optional except `params`; unknown fields are errors):
+
+    base_config: ../configs/cpu.yaml  # train config the params modify: relative to this
+                                      # file, else to the CWD (default: built-in defaults)
+    base: {model: {d_model: 64}}      # or an inline nested config instead of base_config
+    overrides: {trainer.sample_every_epochs: 2}   # dotted keys set on the base, not searched
+    description: "what this space is for"
+    metric: val/mse_v                 # reported metric to optimise (default val/mse_v)
+    mode: min                         # min | max (default min)
+    num_samples: 8                    # trials
+    max_concurrent: 2                 # trials running at once
+    scheduler: {max_t: 6, grace_period: 1, reduction_factor: 2}   # ASHA, in epochs
+    search: {sampler: tpe, seed: 0, n_startup_trials: 4, points_to_evaluate: [base]}
+    resources: {cpus_per_trial: 1, gpus_per_trial: 0}   # fractions allowed
+    params:                           # dotted config key -> distribution
+      optim.lr: {dist: loguniform, low: 1.0e-4, high: 3.0e-3}
+      loss.stft_weight: {dist: uniform, low: 0.0, high: 0.5}
+      loss.stft.n_fft: {dist: choice, values: [32, 64], when: "loss.stft_weight > 0"}
+      model.d_model,model.n_heads: {dist: choice, values: [[64, 4], [128, 8]]}
+
+Distributions: `uniform`, `loguniform` (low > 0), `quniform` (step `q`), `qloguniform`
+(log-uniform, rounded to a multiple of `q`), `int` (optional step `q`), `logint`
+(low >= 1), `choice` (`values`). `when: "<key> <op> <number>"` (op one of
+< <= > >= == !=) samples a param only when the condition holds on the trial's config
+(params are sampled in file order, so a condition may name an earlier param).
+A key naming several config keys separated by commas is a *joint choice*: each value
+lists one value per key, so only the listed combinations (e.g. heads that divide the
+width) are ever proposed. `points_to_evaluate` entries are `base` (the base config's
+own values of every param: "try the default first") or a mapping param → value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from ..config import TrainConfig, apply_overrides, from_dict, get_key, load_yaml
+from ..errors import UserError
+from .params import Param, closest_hint
+
+# metric in every report, so a `sample/*` metric makes every trial sample every epoch.
+METRIC_MODES = {
+    "val/mse_v": "min", "epoch/train_loss_avg": "min", "sample/corr": "max", "sample/mse_uv": "min",
+    "sample/wave_v_latency_mae_ms": "min", "sample/wave_v_missed_frac": "min", "sample/detection_acc": "max",
+    "sample/spectral_distance_db": "min",
+}
+METRICS = tuple(METRIC_MODES)
+
+
+@dataclass
+class SchedulerSpec:
+    max_t: Optional[int] = None  # epochs a trial may run (default: the base's max_epochs)
+    grace_period: int = 1  # epochs every trial runs before ASHA may stop it
+    reduction_factor: float = 2  # ASHA keeps 1/reduction_factor of trials at each rung
+
+
+@dataclass
+class SearchSpec:
+    sampler: Literal["tpe", "random"] = "tpe"  # Optuna sampler
+    seed: int = 0  # sampler seed
+    n_startup_trials: int = 4  # random trials before TPE models the results
+    points_to_evaluate: list[Any] = field(default_factory=list)  # `base` or {param: value}
+
+
+@dataclass
+class ResourcesSpec:
+    cpus_per_trial: float = 1.0  # CPU cores reserved per trial
+    gpus_per_trial: float = 0.0  # GPUs per trial; 0.25 runs four trials per GPU
+
+
+@dataclass
+class SearchSpace:
+    """A parsed, statically validated search space (see the module docstring)."""
+
+    params: tuple[Param, ...]
+    path: Optional[Path] = None
+    base_config: Optional[Path] = None
+    base: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    metric: str = "val/mse_v"
+    mode: Literal["min", "max"] = "min"
+    num_samples: int = 8
+    max_concurrent: int = 2
+    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    # Base-config values of the keys conditions read when they are not params (see bind).
+    condition_values: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML mapping of this space (base inline when it was given inline)."""
+        out: dict[str, Any] = {"description": self.description}
+        if self.base_config:
+            out["base_config"] = str(self.base_config)
+        else:
+            out["base"] = self.base
+        out.update(overrides=self.overrides, metric=self.metric, mode=self.mode, num_samples=self.num_samples,
+                   max_concurrent=self.max_concurrent)
+        for name in ("scheduler", "search", "resources"):
+            out[name] = dataclasses.asdict(getattr(self, name))
+        out["params"] = {p.name: p.to_dict() for p in self.params}
+        return out
+
+    def base_raw(self) -> dict[str, Any]:
+        """The base config as a nested dict: base_config file (or inline base) + overrides."""
+        raw = load_yaml(self.base_config) if self.base_config else self.base
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise UserError(f"base config '{self.base_config}' must hold a mapping of config sections")
+        return apply_overrides(raw, self.overrides)
+
+    def define_by_run(self, trial: Any) -> None:
+        """Optuna define-by-run space: suggests each param whose condition holds."""
+        current: dict[str, Any] = {}
+        for param in self.params:
+            if param.when is not None and not param.when.holds(self._value(param.when.key, current)):
+                continue
+            current.update(param.decode(param.suggest(trial)))
+
+    def _value(self, key: str, current: dict[str, Any]) -> Any:
+        return current[key] if key in current else self.condition_values[key]
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Optuna params of one trial → the dotted config overrides they stand for."""
+        out: dict[str, Any] = {}
+        for param in self.params:
+            if param.name in params:
+                out.update(param.decode(params[param.name]))
+        return out
+
+    def trial_config(self, base_raw: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
+        return from_dict(apply_overrides(base_raw, self.resolve(params)))
+
+    def bind(self, base_cfg: TrainConfig) -> None:
+        """Record the base values that conditions read for keys that are not params."""
+        self.condition_values = {p.when.key: get_key(base_cfg, p.when.key) for p in self.params if p.when}
+
+    def points_to_evaluate(self, base_cfg: TrainConfig) -> list[dict[str, Any]]:
+        """`search.points_to_evaluate` in Optuna form, each value checked against its param."""
+        by_name = {p.name: p for p in self.params}
+        points = []
+        for i, entry in enumerate(self.search.points_to_evaluate):
+            where = f"search.points_to_evaluate[{i}]"
+            if entry == "base":
+                points.append(self._base_point(base_cfg, where))
+                continue
+            if not isinstance(entry, dict):
+                raise UserError(f"{where} must be 'base' or a mapping of param → value, got {entry!r}")
+            for name in entry:
+                if name not in by_name:
+                    raise UserError(f"{where}: '{name}' is not a param of this space{closest_hint(name, by_name)}")
+            points.append({n: by_name[n].encode(v, where) for n, v in entry.items()})
+        return points
+
+    def _base_point(self, base_cfg: TrainConfig, where: str) -> dict[str, Any]:
+        current: dict[str, Any] = {}
+        point = {}
+        for p in self.params:
+            if p.when is not None and not p.when.holds(self._value(p.when.key, current)):
+                continue
+            values = [get_key(base_cfg, k) for k in p.keys]
+            point[p.name] = p.encode(values[0] if len(values) == 1 else values, f"{where} (base)")
+            current.update(p.decode(point[p.name]))
+        return point
+
+    def check(self, base_raw: dict[str, Any], *, n_random: int = 64, seed: int = 0,
+              extra: Optional[Callable[[TrainConfig], None]] = None) -> int:
+        """Validate points the space can produce as TrainConfigs before any trial starts.
+
+        Checks the edges of every range (all combinations when there are few, else one
+        param at a time), every choice value and `n_random` random draws, each also with
+        `extra` (e.g. a check against the loaded data); returns the number of points
+        checked. Raises UserError naming the first invalid point.
+        """
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        base_cfg = from_dict(base_raw)
+        self.bind(base_cfg)
+        candidates = [optuna.trial.FixedTrial(p) for p in self._edge_points()]
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        candidates += [study.ask() for _ in range(n_random)]
+        for p in self.points_to_evaluate(base_cfg):
+            candidates.append(optuna.trial.FixedTrial({**self._edge_points()[0], **p}))
+        for trial in candidates:
+            params = _params_of(self, trial)
+            try:
+                cfg = self.trial_config(base_raw, params)
+                if extra is not None:
+                    extra(cfg)
+            except UserError as err:
+                shown = ", ".join(f"{k}={v!r}" for k, v in self.resolve(params).items())
+                raise UserError(f"search space can produce an invalid config ({shown}): {err}") from None
+        return len(candidates)
+
+    def _edge_points(self) -> list[dict[str, Any]]:
+        edges = [p.extremes() for p in self.params]
+        if math.prod(len(e) for e in edges) <= 512:
+            return [dict(zip((p.name for p in self.params), combo, strict=True)) for combo in itertools.product(*edges)]
+        first = {p.name: e[0] for p, e in zip(self.params, edges, strict=True)}
+        return [first] + [{**first, p.name: v} for p, e in zip(self.params, edges, strict=True) for v in e[1:]]
+
+
+def _params_of(space: SearchSpace, trial: Any) -> dict[str, Any]:
+    """Run the define-by-run function on `trial` and collect what it suggested."""
+    seen: dict[str, Any] = {}
+
+    class _Recorder:
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(trial, name)
+            if not name.startswith("suggest_"):
+                return method
+
+            def suggest(param_name: str, *args: Any, **kwargs: Any) -> Any:
+                seen[param_name] = method(param_name, *args, **kwargs)
+                return seen[param_name]
+
+            return suggest
+
+    space.define_by_run(_Recorder())
+    return seen

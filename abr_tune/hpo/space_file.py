@@ -1,0 +1,93 @@
+"""Reading a search-space YAML file into a SearchSpace; every setting checked before Ray starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Optional
+
+from ..config import load_yaml
+from ..config.typed import SPACE_VOICE, coerce, hints
+from ..errors import UserError
+from .params import parse_params, reject_unknown
+from .space import METRIC_MODES, METRICS, ResourcesSpec, SchedulerSpec, SearchSpace, SearchSpec
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and statically validate a search-space YAML file."""
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise UserError(f"search space '{path}' must be a mapping with at least 'params'")
+    return parse_space(raw, path)
+
+
+def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace:
+    """Build a SearchSpace from its YAML mapping (`path` anchors a relative base_config)."""
+    names = [f.name for f in dataclasses.fields(SearchSpace) if f.name not in ("path", "condition_values")]
+    reject_unknown(raw, names, "search space field")
+    if "base_config" in raw and "base" in raw:
+        raise UserError("search space: give either base_config (a file) or base (inline), not both")
+    kwargs: dict[str, Any] = {"path": path, "params": parse_params(raw.get("params"))}
+    for name, cls in (("scheduler", SchedulerSpec), ("search", SearchSpec), ("resources", ResourcesSpec)):
+        kwargs[name] = _section(cls, raw.get(name) or {}, name)
+    for name in ("description", "metric", "mode", "num_samples", "max_concurrent"):
+        if name in raw:
+            kwargs[name] = coerce(raw[name], hints(SearchSpace)[name], name, SPACE_VOICE)
+    if "base_config" in raw:
+        kwargs["base_config"] = _find_base(raw["base_config"], path)
+    for name in ("base", "overrides"):
+        value = raw.get(name) or {}
+        if not isinstance(value, dict):
+            raise UserError(f"search space field '{name}' must be a mapping, got {value!r}")
+        kwargs[name] = value
+    space = SearchSpace(**kwargs)
+    check_settings(space)
+    return space
+
+
+def _find_base(value: Any, path: Optional[Path]) -> Path:
+    if not isinstance(value, str) or not value:
+        raise UserError(f"base_config must be a path to a train config YAML, got {value!r}")
+    candidates = ([path.parent / value] if path else []) + [Path(value)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = " or ".join(f"'{c}'" for c in candidates)
+    raise UserError(f"base_config '{value}' not found (looked for {looked}); fix the path")
+
+
+def check_settings(space: SearchSpace) -> None:
+    """Range checks of the search settings (also run after flags replace them)."""
+    s = space.scheduler
+    checks = [
+        (space.metric in METRICS,
+         f"metric {space.metric!r} is not reported every epoch; use one of {', '.join(METRICS)}"),
+        (METRIC_MODES.get(space.metric, space.mode) == space.mode,
+         f"metric {space.metric!r} improves when it goes {'down' if space.mode == 'max' else 'up'}; "
+         f"set mode: {METRIC_MODES.get(space.metric)}"),
+        (space.num_samples >= 1, f"num_samples must be >= 1, got {space.num_samples}"),
+        (space.max_concurrent >= 1, f"max_concurrent must be >= 1, got {space.max_concurrent}"),
+        (s.max_t is None or s.max_t >= 1, f"scheduler.max_t must be >= 1, got {s.max_t}"),
+        (s.grace_period >= 1, f"scheduler.grace_period must be >= 1, got {s.grace_period}"),
+        (s.max_t is None or s.grace_period <= s.max_t,
+         f"scheduler.grace_period ({s.grace_period}) must be <= max_t ({s.max_t})"),
+        (s.reduction_factor > 1, f"scheduler.reduction_factor must be > 1, got {s.reduction_factor}"),
+        (space.search.n_startup_trials >= 0, "search.n_startup_trials must be >= 0"),
+        (0 <= space.search.seed < 2**32, f"search.seed must be in [0, 2**32), got {space.search.seed}"),
+        (space.resources.cpus_per_trial > 0, "resources.cpus_per_trial must be > 0"),
+        (space.resources.gpus_per_trial >= 0, "resources.gpus_per_trial must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"search space: {message}")
+    if not isinstance(space.search.points_to_evaluate, list):
+        raise UserError("search.points_to_evaluate must be a list of 'base' or {param: value} mappings")
+
+
+def _section(cls: type, raw: Any, name: str) -> Any:
+    if not isinstance(raw, dict):
+        raise UserError(f"search space field '{name}' must be a mapping, got {raw!r}")
+    fields = hints(cls)
+    reject_unknown(raw, list(fields), f"field of {name}")
+    return cls(**{k: coerce(v, fields[k], f"{name}.{k}", SPACE_VOICE) for k, v in raw.items()})

@@ -1,0 +1,124 @@
+"""The end of a search: the ranked table, search_summary.json, best_config.yaml and the next commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Optional
+
+from ..config import apply_overrides, from_dict
+from ..formatting import fmt_value, json_safe
+from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SUMMARY_FILE, Experiment
+from .params import short_name
+from .results import TrialRecord, rank, reference_params, trial_record
+
+
+def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
+           resumed: bool) -> dict[str, Any]:
+    """Print the ranked table, write the summary and best config, print the next commands.
+
+    `tune_trials` maps trial ids to Tune's Trial objects; a trial that is neither TERMINATED
+    nor ERROR (Ctrl-C) marks the search as interrupted: no best config, a --resume hint.
+    """
+    trials = rank([trial_record(exp, r, tune_trials) for r in results], exp.space.mode)
+    reference = reference_params(exp)
+    for t in trials:
+        t.is_reference = t.params == reference
+    print(format_table(trials, exp), flush=True)
+    interrupted = len(trials) < exp.space.num_samples or any(t.status.startswith("unfinished") for t in trials)
+    best = None if interrupted else next((t for t in trials if t.usable), None)
+    summary = _summary(exp, trials, best, wall_time_sec, resumed)
+    summary["interrupted"] = interrupted
+    if best is not None:
+        summary["best_config"] = write_best_config(exp, best)
+    _write_text(exp, SUMMARY_FILE, json.dumps(json_safe(summary), indent=1, default=str))
+    if interrupted:
+        print(f"Search interrupted: {sum(not t.status.startswith('unfinished') for t in trials)} of "
+              f"{exp.space.num_samples} trials finished. Continue it with:\n"
+              f"  python -m abr_tune.search --resume {exp.path}", flush=True)
+    else:
+        _print_outcome(exp, best, summary)
+    return summary
+
+
+def format_table(trials: list[TrialRecord], exp: Experiment) -> str:
+    names = [p.name for p in exp.space.params]
+    short = [short_name(n) for n in names]
+    head = ["#", "trial", *short, f"best {exp.space.metric}", "last", "epochs", "early", "status"]
+    rows = []
+    for i, t in enumerate(trials, 1):
+        params = [fmt_value(t.params[n]) if n in t.params else "-" for n in names]
+        rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, fmt_value(t.best_value),
+                     fmt_value(t.last_value), str(t.epochs_run), "yes" if t.stopped_early else "no", t.status])
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    if any(t.is_reference for t in trials):
+        lines.append("* the base config's own values (the reference to beat)")
+    return "\n".join(["", f"Trials ranked by {exp.space.metric} ({exp.space.mode}):", *lines, ""])
+
+
+def write_best_config(exp: Experiment, best: TrialRecord) -> str:
+    """A complete train config for the best params at the base's full length (space.base keeps
+    the base's trainer.max_epochs; trials ran scheduler.max_t), on the device the trials used."""
+    space = exp.space
+    log_dir = str(exp.local_dir) if exp.local_dir else "runs/search_retrain/" + exp.name
+    device = "cuda" if space.resources.gpus_per_trial > 0 else space.base.get("device", "auto")
+    cfg = from_dict(apply_overrides(space.base, {
+        **best.overrides, "log_dir": log_dir, "exp_name": RETRAIN_DIR, "device": device, "trainer.progress": True}))
+    header = (f"# Best trial {best.trial_id} of search '{exp.name}': {space.metric} = {best.best_value:.6g} "
+              f"at epoch {best.best_epoch} (trials ran <= {space.scheduler.max_t} epochs).\n"
+              f"# Searched values: {json.dumps(best.overrides)}\n"
+              f"# Re-train: python -m abr_tune.retrain --experiment {exp.path}\n")
+    _write_text(exp, BEST_CONFIG_FILE, header + cfg.to_yaml())
+    return f"{exp.path}/{BEST_CONFIG_FILE}"
+
+
+def _summary(exp: Experiment, trials: list[TrialRecord], best: Optional[TrialRecord],
+             wall_time_sec: float, resumed: bool) -> dict[str, Any]:
+    reference = next((t for t in trials if t.is_reference), None)
+    return {
+        "name": exp.name, "experiment_dir": exp.path, "metric": exp.space.metric, "mode": exp.space.mode,
+        "study": {"storage": f"sqlite:///{exp.study_db}", "study_name": exp.name},
+        "wall_time_sec": round(wall_time_sec, 1), "resumed": resumed,
+        "num_trials": len(trials), "num_stopped_early": sum(t.stopped_early for t in trials),
+        "max_epochs": exp.space.scheduler.max_t,
+        "best": _brief(best), "reference": _brief(reference),
+        "trials": [asdict(t) for t in trials],
+    }
+
+
+def _brief(t: Optional[TrialRecord]) -> Optional[dict[str, Any]]:
+    if t is None:
+        return None
+    keys = ("trial_id", "params", "overrides", "best_value", "best_epoch", "best_checkpoint", "status")
+    return {k: getattr(t, k) for k in keys}
+
+
+def _print_outcome(exp: Experiment, best: Optional[TrialRecord], summary: dict[str, Any]) -> None:
+    print(f"Summary: {summary['num_trials']} trials, {summary['num_stopped_early']} stopped early by ASHA, "
+          f"{summary['wall_time_sec']:.0f} s; {exp.path}/{SUMMARY_FILE}")
+    if best is None:
+        print(f"No trial finished with a finite {exp.space.metric}; see the statuses above.")
+        return
+    ref = summary["reference"]
+    if ref and ref["best_value"] is not None and ref["trial_id"] != best.trial_id:
+        print(f"Best {exp.space.metric} {best.best_value:.4g} vs {ref['best_value']:.4g} for the base config.")
+    print(f"Best trial: {best.trial_id} {json.dumps(best.overrides)}\n"
+          f"Best checkpoint: {best.best_checkpoint}\n"
+          f"Best config: {summary['best_config']}\n"
+          f"Re-train it at full length and test it:\n"
+          f"  python -m abr_tune.retrain --experiment {exp.path}\n"
+          f"TensorBoard: tensorboard --logdir {exp.path}\n"
+          f"Optuna study: optuna-dashboard sqlite:///{exp.study_db}", flush=True)
+
+
+def _write_text(exp: Experiment, name: str, text: str) -> None:
+    if exp.local_dir is not None:
+        (exp.local_dir / name).write_text(text)
+        return
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(exp.path)
+    with fs.open_output_stream(f"{root}/{name}") as out:
+        out.write(text.encode())

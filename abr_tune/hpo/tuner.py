@@ -1,0 +1,131 @@
+"""The Tune experiment: Optuna (TPE or random) proposes, ASHA stops weak trials, Tune runs them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from ..config import TrainConfig, from_dict
+from ..errors import UserError
+from ..formatting import fmt_value
+from .layout import SPACE_FILE, Experiment
+from .params import short_name
+from .space import SearchSpace
+from .trial import run_trial
+
+
+def trainable(space: SearchSpace, arrays: Any) -> Any:
+    from ray import tune
+
+    r = space.resources
+    fn = tune.with_parameters(run_trial, space=space, arrays=arrays)
+    return tune.with_resources(fn, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
+
+
+def new_tuner(exp: Experiment, arrays: Any) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = exp.space
+    s.bind(from_dict(s.base))
+    if s.search.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=s.search.seed, n_startup_trials=s.search.n_startup_trials)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=s.search.seed)
+    exp.study_db.parent.mkdir(parents=True, exist_ok=True)
+    searcher = OptunaSearch(
+        space=s.define_by_run, metric=s.metric, mode=s.mode, sampler=sampler, study_name=exp.name,
+        storage=optuna.storages.RDBStorage(f"sqlite:///{exp.study_db}"),
+        points_to_evaluate=s.points_to_evaluate(from_dict(s.base)) or None)
+    # ASHA times trials in epochs; stop_last_trials=False: reaching max_t alone stops nothing,
+    # trials end when train_abr returns (trainer.max_epochs = max_t).
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=s.scheduler.max_t, grace_period=s.scheduler.grace_period,
+                              reduction_factor=s.scheduler.reduction_factor, stop_last_trials=False)
+    return tune.Tuner(
+        trainable(s, arrays),
+        tune_config=tune.TuneConfig(
+            metric=s.metric, mode=s.mode, search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+            scheduler=scheduler, num_samples=s.num_samples, trial_name_creator=trial_name,
+            # A finished trial's worker runs the next one: torch, the package and its first
+            # optimizer (which imports torch._dynamo) are loaded once per worker, ~2.6 s a trial.
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname),
+        run_config=run_config(exp))
+
+
+def trial_name(trial: Any) -> str:
+    """`<id> lr=0.001 stft_weight=0.15`: Tune's live table shows names, not searcher params."""
+    params = " ".join(f"{short_name(k)}={_fmt(v)}" for k, v in (trial.config or {}).items())
+    return f"{trial.trial_id} {params}".strip()
+
+
+def trial_dirname(trial: Any) -> str:
+    """`trial_<id>_lr=0.001,stft_weight=0.15`: TensorBoard lists runs by these names."""
+    params = ",".join(f"{short_name(k)}={_fmt(v)}" for k, v in (trial.config or {}).items())
+    return re.sub(r"[^\w.=,+-]", "", f"trial_{trial.trial_id}_{params}")[:120]
+
+
+def _fmt(value: Any) -> str:
+    return fmt_value(value, 3).replace(" ", "")
+
+
+def run_config(exp: Experiment) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=exp.name, storage_path=exp.storage_path,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=exp.space.metric,
+                                                checkpoint_score_order=exp.space.mode),
+        failure_config=tune.FailureConfig(max_failures=2), verbose=1,
+        # Trial dirs (TensorBoard logs, train_summary.json) reach storage from any node.
+        sync_config=tune.SyncConfig(sync_artifacts=True))
+
+
+def load_data(space: SearchSpace) -> Any:
+    """Load the dataset once for the object store (unless trials search data.* keys) and check
+    that every batch size the space can propose fits its train split."""
+    if any(k.startswith("data.") for p in space.params for k in p.keys):
+        return None
+    from ..data import load_arrays as load
+    from ..data import prepare_splits
+
+    base = from_dict(space.base)
+    arrays = load(base.data)
+    n_train = len(prepare_splits(base.data, arrays).train)
+
+    def fits(cfg: TrainConfig) -> None:  # the rule train_abr applies when it sets up a run
+        if cfg.loader.drop_last and cfg.loader.batch_size > n_train:
+            raise UserError(f"loader.batch_size={cfg.loader.batch_size} exceeds the {n_train} recordings of "
+                            "the train split; lower it or use more data")
+
+    space.check(space.base, seed=space.search.seed, extra=fits)
+    return arrays
+
+
+def tune_trials(exp: Experiment) -> dict[str, Any]:
+    """Tune's trials by id: their status is TERMINATED, ERROR, or PENDING/PAUSED after Ctrl-C."""
+    from ray import tune
+
+    return {t.trial_id: t for t in tune.ExperimentAnalysis(exp.path).trials}
+
+
+def write_space(exp: Experiment) -> None:
+    print(f"Experiment: {exp.path}\nOptuna study: {exp.study_db} (study '{exp.name}')", flush=True)
+    text = "# Resolved search space of this experiment (flags applied); --resume reads it.\n"
+    text += yaml.safe_dump(exp.space.to_dict(), sort_keys=False)
+    if exp.local_dir is None:
+        import pyarrow.fs
+
+        fs, root = pyarrow.fs.FileSystem.from_uri(exp.path)
+        fs.create_dir(root)
+        with fs.open_output_stream(f"{root}/{SPACE_FILE}") as out:
+            out.write(text.encode())
+        return
+    exp.local_dir.mkdir(parents=True)
+    (exp.local_dir / SPACE_FILE).write_text(text)
+

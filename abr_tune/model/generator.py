@@ -1,0 +1,92 @@
+"""One generator for every caller: a checkpoint plus conditions in raw units → µV waveforms.
+
+`Generator.from_checkpoint` rebuilds the model from the checkpoint's own config (nanoGPT's
+`sample.py` does the same), loads the EMA weights, the data normaliser and the diffusion
+schedule; `generate` runs DDIM in bounded batches. sample, evaluate, the search report and
+retrain all use it; training calls `generate_uv` on its live (EMA-swapped) model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..config import TrainConfig, from_dict
+from ..data import Normaliser
+from ..diffusion import Schedule, ddim_sample
+from .build import autocast_factory, build_model, resolve_device
+
+GENERATE_BATCH = 512  # waveforms per DDIM call: bounds memory whatever the number asked for
+
+
+@torch.no_grad()
+def generate_uv(model, schedule: Schedule, static: torch.Tensor, cfg: TrainConfig, normaliser: Normaliser,
+                seed: int, autocast, cfg_scale: float | None = None) -> np.ndarray:
+    """DDIM samples for normalised `static` (B, 4), decoded to µV as (B, T) numpy."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=static.device).manual_seed(seed)
+    scale = cfg.diffusion.cfg_scale if cfg_scale is None else cfg_scale
+    with autocast():
+        x0 = ddim_sample(model, schedule, static, steps=cfg.diffusion.sample_steps, eta=cfg.diffusion.ddim_eta,
+                         cfg_scale=scale, generator=gen)
+    model.train(was_training)
+    return normaliser.decode_signals(x0.float().squeeze(1).cpu().numpy())
+
+
+@dataclass
+class Generator:
+    """A checkpoint's EMA weights ready for DDIM: raw conditions in, µV waveforms out."""
+
+    cfg: TrainConfig
+    model: torch.nn.Module
+    normaliser: Normaliser
+    schedule: Schedule
+    autocast: Callable[[], Any]
+    device: torch.device
+    epoch: int = 0
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path | dict[str, Any], *, config: TrainConfig | None = None,
+                        sample_steps: int | None = None, eta: float | None = None,
+                        device: str | None = None) -> Generator:
+        """From a checkpoint path (or its loaded state); `config` defaults to the checkpoint's own.
+
+        `sample_steps` (capped at the training steps) and `eta` override the config's DDIM settings;
+        `device` its device (e.g. "auto" to use this machine's GPU whatever the run used).
+        """
+        state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        cfg = config or from_dict(state["config"])
+        if sample_steps is not None:
+            cfg.diffusion.sample_steps = min(sample_steps, cfg.diffusion.num_train_steps)
+        if eta is not None:
+            cfg.diffusion.ddim_eta = eta
+        if device is not None:
+            cfg.device = device
+        where = resolve_device(cfg.device)
+        return cls(cfg, build_model(cfg, state, where, use_ema=True), Normaliser.from_state_dict(state["normaliser"]),
+                   Schedule.cosine(cfg.diffusion.num_train_steps).to(where), autocast_factory(cfg, where), where,
+                   int(state.get("epoch", 0)))
+
+    def encode(self, static_raw: np.ndarray) -> torch.Tensor:
+        """Raw (M, 4) conditions → the model's normalised inputs on its device."""
+        return torch.as_tensor(self.normaliser.encode_static(static_raw), dtype=torch.float32, device=self.device)
+
+    def generate(self, static_raw: np.ndarray, repeats: int = 1, cfg_scale: float | None = None,
+                 seed: int = 0) -> np.ndarray:
+        """(K, M, T) µV: K = `repeats` samples per raw (M, 4) condition; the same noise at every CFG scale.
+
+        Rows are repeat-major (row k*M + m is repeat k of condition m) and generated in batches of
+        GENERATE_BATCH, batch i seeded with `seed + i`.
+        """
+        tiled = self.encode(static_raw).repeat(repeats, 1)
+        chunks = [generate_uv(self.model, self.schedule, tiled[lo : lo + GENERATE_BATCH], self.cfg, self.normaliser,
+                              seed + i, self.autocast, cfg_scale=cfg_scale)
+                  for i, lo in enumerate(range(0, len(tiled), GENERATE_BATCH))]
+        return np.concatenate(chunks).reshape(repeats, len(static_raw), -1)
