@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from abr_tune.config import load_config  # noqa: E402
 from abr_tune.fidelity.evaluation import EvalOptions, evaluate
 from abr_tune.formatting import json_safe  # noqa: E402
-from abr_tune.training.callbacks import StopRun  # noqa: E402
 from abr_tune.train import train_abr  # noqa: E402
+from abr_tune.training.callbacks import StopRun  # noqa: E402
 
 # Issue 6's targets on the synthetic test split: (metric, comparison, value). Pearson r is taken
 # against the noise-free response (corr_truth): against a noisy recording even the true response

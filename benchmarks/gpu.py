@@ -16,8 +16,8 @@ from unittest import mock
 
 import torch
 
-from abr_tune.diffusion import ddim as sampler
 from abr_tune.diffusion import Schedule
+from abr_tune.diffusion import ddim as sampler
 from abr_tune.model import ABRTransformer, flops_per_example
 
 from .common import (

@@ -12,8 +12,8 @@ from unittest import mock
 
 import torch
 
-from abr_tune.diffusion import ddim as sampler
 from abr_tune.diffusion import Schedule
+from abr_tune.diffusion import ddim as sampler
 from abr_tune.model import ABRTransformer
 
 from .common import CPU_CONFIG, Figure, at_least, config, interleaved, median, paired_ratio, timed

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from abr_tune.training import loop as train
 from abr_tune.data import prepare_splits
+from abr_tune.training import loop as train
 
 from .common import CPU_CONFIG, BareLoop, Figure, at_least, clocked, config, median, quiet_run
 

@@ -158,8 +158,8 @@ def _start_dashboard(flags: list[str], node_ip: str, capsys) -> tuple[str, str, 
     """start_ray as the CLI calls it: (printed dashboard URL, stderr, which addresses answer on its port)."""
     import ray
 
-    from abr_tune.search import build_parser
     from abr_tune.hpo.cluster import start_ray
+    from abr_tune.search import build_parser
 
     start_ray(build_parser().parse_args(flags), None)
     try:

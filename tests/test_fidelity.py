@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from abr_tune.data import ABRArrays, simulate
+from abr_tune.fidelity.metrics import fidelity_metrics, oracle_metrics, sample_metrics
 from abr_tune.physiology.measures import (
     DETECT_MIN_UV,
     clear_truth,
@@ -14,7 +15,6 @@ from abr_tune.physiology.measures import (
     latency_effects,
     spectral_distance_db,
 )
-from abr_tune.fidelity.metrics import fidelity_metrics, oracle_metrics, sample_metrics
 
 FS = 20000.0
 T_MS = np.arange(200) * 1000.0 / FS

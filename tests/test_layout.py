@@ -7,10 +7,10 @@ so a cycle hidden inside a function still fails here.
 from __future__ import annotations
 
 import ast
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "abr_tune"

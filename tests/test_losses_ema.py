@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from abr_tune.config import StftConfig
-from abr_tune.model.ema import EMA, warmup_decay
 from abr_tune.diffusion.losses import diffusion_loss, multi_resolution_stft_loss, stft_resolutions
+from abr_tune.model.ema import EMA, warmup_decay
 
 DEFAULT_RESOLUTIONS = [(64, 16, 64), (32, 8, 32), (128, 32, 128)]
 

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from conftest import assert_user_error, free_port, run_cli, tiny_config
 
-from abr_tune.report import INDEX_HTML, REPORT_DIR, SUMMARY_MD, main, write_report
 from abr_tune.hpo.report.figures import asha_rungs
 from abr_tune.hpo.report.importance import study_importance
 from abr_tune.hpo.space_file import parse_space
+from abr_tune.report import INDEX_HTML, REPORT_DIR, SUMMARY_MD, main, write_report
 
 FIGURES = ("learning_curves.png", "params_vs_metric.png", "param_importance.png", "best_trial_samples.png")
 DATA_URI = 'src="data:image/png;base64,'

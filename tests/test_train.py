@@ -13,8 +13,8 @@ from conftest import run_cli, tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from abr_tune.checkpoint import load_checkpoint
-from abr_tune.training.callbacks import CHECKPOINT_FILE, StopRun
 from abr_tune.train import train_abr
+from abr_tune.training.callbacks import CHECKPOINT_FILE, StopRun
 
 REQUIRED_SCALARS = {
     "train/loss_total", "train/loss_main_mse_v", "train/loss_stft", "val/mse_v", "epoch/train_loss_avg",
