@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from abr_tune.config import load_config  # noqa: E402
-from abr_tune.fidelity.evaluation import EvalOptions, evaluate
+from abr_tune.fidelity.evaluation import EvalOptions, evaluate  # noqa: E402
 from abr_tune.formatting import json_safe  # noqa: E402
 from abr_tune.train import train_abr  # noqa: E402
 from abr_tune.training.callbacks import StopRun  # noqa: E402
