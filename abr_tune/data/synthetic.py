@@ -206,3 +206,13 @@ def _coloured_noise(rng: np.random.Generator, n: int, sample_rate_hz: float) -> 
     spectrum = np.fft.rfft(rng.standard_normal((n, length), dtype=np.float32), axis=1) * gain.astype(np.float32)
     noise = np.fft.irfft(spectrum, n=length, axis=1)[:, :SEQUENCE_LENGTH]
     return noise / np.sqrt((noise**2).mean(axis=1, keepdims=True))
+
+
+def fresh_recordings(arrays: ABRArrays, seed: int, sample_rate_hz: float = 20000.0) -> np.ndarray:
+    """New recordings (µV) of the same simulated conditions: each noise-free response plus a fresh
+    draw of residual noise at that recording's own noise level (`signals - clean_uv`)."""
+    if arrays.clean_uv is None:
+        raise ValueError("fresh recordings need the simulator's noise-free responses (synthetic data only)")
+    rms = np.sqrt(((arrays.signals - arrays.clean_uv).astype(np.float64) ** 2).mean(axis=1, keepdims=True))
+    noise = _coloured_noise(np.random.default_rng(seed), len(arrays), sample_rate_hz) * rms
+    return (arrays.clean_uv + noise).astype(np.float32)
