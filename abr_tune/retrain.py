@@ -1,8 +1,11 @@
-"""`python -m abr_tune.retrain --experiment DIR`: train a search's best config at full length, test it.
+"""`python -m abr_tune.retrain --experiment DIR`: train a search's best config again, test it.
 
-Reads `<experiment>/best_config.yaml` (written by abr_tune.search), trains it with train_abr,
-scores the best checkpoint on the held-out test split and compares it with what the search
-saw. The result goes to `<run dir>/retrain_result.json`.
+Reads `<experiment>/best_config.yaml` (written by abr_tune.search), trains it with train_abr
+for the length the search measured (its trials' max_t epochs, the LR schedule over them;
+`--max-epochs N` trains longer), scores the best checkpoint on the held-out test split and
+compares it with what the search saw. The result goes to `<run dir>/retrain_result.json`.
+`--trial ID` re-trains any trial instead; `--top K` re-trains the top K and the base config
+and reports whether the search's ranking holds at that length (`abr_tune.hpo.transfer`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any, Optional
 
 from .config import TrainConfig, load_config, parse_overrides
 from .errors import CliParser, UserError, cli_entry
-from .formatting import fmt_value
-from .hpo.layout import BEST_CONFIG_FILE, SUMMARY_FILE, rebase
+from .formatting import fmt_value, json_safe
+from .hpo.layout import BEST_CONFIG_FILE, RETRAIN_DIR, SPACE_FILE, SUMMARY_FILE, TRANSFER_DIR, TRANSFER_FILE, rebase
+from .hpo.space_file import load_space
+from .hpo.transfer import format_transfer, rank_agreement, top_entries, train_config, transfer_rows
 
 RESULT_FILE = "retrain_result.json"
 
@@ -27,30 +32,68 @@ def build_parser() -> CliParser:
     p.add_argument("--experiment", required=True, metavar="DIR",
                    help="the search's experiment directory (holds best_config.yaml)")
     p.add_argument("--max-epochs", type=int, metavar="N",
-                   help="epochs to train (default: the base config's full length)")
+                   help="epochs to train, the LR schedule decaying over them (default: what the search measured, "
+                        "its trials' max_t; with --top: the base config's full length)")
     p.add_argument("--override", metavar='"K: V, ..."', help='more train config overrides, e.g. "exp_name: retrain2"')
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", metavar="ID",
+                       help="re-train this trial (an id of the ranked table) instead of the best")
+    which.add_argument("--top", type=int, metavar="K",
+                       help="re-train the top K configurations and the base config, and report rank agreement and "
+                            "the gain over the base at that length")
     return p
 
 
 def plan(args: Any) -> tuple[TrainConfig, dict[str, Any]]:
     """The config to train and the search summary; raises UserError before anything runs."""
-    exp = Path(args.experiment)
-    if not (exp / BEST_CONFIG_FILE).is_file() or not (exp / SUMMARY_FILE).is_file():
-        raise UserError(f"'{exp}' has no {BEST_CONFIG_FILE} and {SUMMARY_FILE}; pass the directory of a "
-                        "finished search (python -m abr_tune.search prints it)")
-    overrides = parse_overrides(args.override) if args.override else {}
-    if args.max_epochs is not None:
-        overrides["trainer.max_epochs"] = args.max_epochs
+    exp = _experiment(args)
     summary = _read_summary(exp / SUMMARY_FILE)
     # Paths in the summary and best_config.yaml name the experiment where the search wrote it;
     # a copied or moved experiment re-trains into, and compares against, its own copy.
     old_root, here = str(summary["experiment_dir"]), exp.resolve()
+    extra = parse_overrides(args.override) if args.override else {}
+    epochs = args.max_epochs or summary.get("max_epochs")
+    if args.trial is not None:
+        trial = _trial(summary, args.trial)
+        summary["best"] = {**trial, "best_checkpoint": rebase(trial.get("best_checkpoint"), old_root, here)}
+        cfg = _config_for(exp, trial["overrides"], f"{RETRAIN_DIR}_{args.trial}", epochs, extra)
+        return cfg, summary
     if summary.get("best"):
         summary["best"]["best_checkpoint"] = rebase(summary["best"].get("best_checkpoint"), old_root, here)
+    overrides = {**({"trainer.max_epochs": epochs} if epochs else {}), **extra}
     cfg = load_config(exp / BEST_CONFIG_FILE, overrides)
-    if "log_dir" not in overrides:
+    if "log_dir" not in extra:
         cfg = dataclasses.replace(cfg, log_dir=rebase(str(cfg.log_dir), old_root, here))
     return cfg, summary
+
+
+def _experiment(args: Any) -> Path:
+    exp = Path(args.experiment)
+    if not (exp / BEST_CONFIG_FILE).is_file() or not (exp / SUMMARY_FILE).is_file():
+        raise UserError(f"'{exp}' has no {BEST_CONFIG_FILE} and {SUMMARY_FILE}; pass the directory of a "
+                        "finished search (python -m abr_tune.search prints it)")
+    if args.max_epochs is not None and not 1 <= args.max_epochs <= 100_000:
+        raise UserError(f"--max-epochs must be between 1 and 100000, got {args.max_epochs}")
+    if args.top is not None and not 1 <= args.top <= 50:
+        raise UserError(f"--top must be between 1 and 50, got {args.top}")
+    return exp
+
+
+def _trial(summary: dict[str, Any], trial_id: str) -> dict[str, Any]:
+    trials = {t["trial_id"]: t for t in summary.get("trials", [])}
+    if trial_id not in trials:
+        shown = ", ".join(list(trials)[:12]) or "none"
+        raise UserError(f"--trial {trial_id!r} is not a trial of this search; its trials are: {shown}")
+    return trials[trial_id]
+
+
+def _config_for(exp: Path, overrides: dict[str, Any], name: str, epochs: Optional[int],
+                extra: dict[str, Any], log_dir: Optional[Path] = None) -> TrainConfig:
+    """A trial's configuration rebuilt from the search's base (space.yaml), in its own run directory."""
+    space = load_space(exp / SPACE_FILE)
+    device = "cuda" if space.resources.gpus_per_trial > 0 else space.base.get("device", "auto")
+    return train_config(space.base, overrides, log_dir=str(log_dir or exp.resolve()), exp_name=name,
+                        device=device, max_epochs=epochs, extra=extra)
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
@@ -68,11 +111,14 @@ def _read_summary(path: Path) -> dict[str, Any]:
 @cli_entry
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.top is not None:
+        return _transfer(args)
     cfg, search = plan(args)
     from .training import train_abr
     from .training.validation import evaluate_checkpoint
 
-    print(f"abr-tune: re-training the best trial of '{search['name']}' for {cfg.trainer.max_epochs} epochs "
+    which = f"trial {args.trial}" if args.trial else "the best trial"
+    print(f"abr-tune: re-training {which} of '{search['name']}' for {cfg.trainer.max_epochs} epochs "
           f"-> {cfg.run_dir} (tensorboard --logdir {cfg.run_dir})", flush=True)
     trained = train_abr(cfg)
     if trained["status"] == "interrupted" or not trained["best_checkpoint"]:
@@ -87,6 +133,36 @@ def main(argv: Optional[list[str]] = None) -> int:
     (cfg.run_dir / RESULT_FILE).write_text(json.dumps(result, indent=1, default=str))
     print(comparison(result))
     print(f"abr-tune: wrote {cfg.run_dir / RESULT_FILE}")
+    return 0
+
+
+def _transfer(args: Any) -> int:
+    """--top K: re-train the top K and the base config at one length; rank agreement and gains."""
+    from .training import train_abr
+
+    exp = _experiment(args)
+    summary = _read_summary(exp / SUMMARY_FILE)
+    extra = parse_overrides(args.override) if args.override else {}
+    entries = top_entries(summary, args.top)
+    epochs = args.max_epochs or int(load_space(exp / SPACE_FILE).base.get("trainer", {}).get("max_epochs", 0)) or None
+    out = exp.resolve() / TRANSFER_DIR
+    configs = {e.label: _config_for(exp, e.overrides, e.label, epochs, extra, out) for e in entries}
+    full: dict[str, float] = {}
+    for i, (label, cfg) in enumerate(configs.items(), 1):
+        print(f"abr-tune: [{i}/{len(configs)}] re-training {label} for {cfg.trainer.max_epochs} epochs -> "
+              f"{cfg.run_dir}", flush=True)
+        trained = train_abr(cfg)
+        if trained["status"] == "interrupted":
+            return 130
+        full[label] = trained["best_val_mse_v"]
+    rows = transfer_rows(entries, full)
+    ranked = [r for r in rows if r["label"] != "base"] + [r for r in rows if r["label"] == "base"]
+    agreement = rank_agreement([r["search_value"] for r in ranked], [r["full_value"] for r in ranked])
+    result = {"experiment": str(exp.resolve()), "metric": summary["metric"], "epochs": cfg.trainer.max_epochs,
+              "search_max_epochs": summary.get("max_epochs"), "rows": rows, "agreement": agreement}
+    (out / TRANSFER_FILE).write_text(json.dumps(json_safe(result), indent=1) + "\n")
+    print(format_transfer(rows, agreement, summary["metric"], cfg.trainer.max_epochs))
+    print(f"abr-tune: wrote {out / TRANSFER_FILE}")
     return 0
 
 

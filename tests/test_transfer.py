@@ -1,0 +1,50 @@
+"""Transfer from the search to full-length re-training: which configs, rank agreement, gains."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from abr_tune.hpo.transfer import BASE_LABEL, Entry, format_transfer, rank_agreement, top_entries, transfer_rows
+
+
+def _summary(confirmation=None):
+    trials = [
+        {"trial_id": "a", "overrides": {"optim.lr": 1e-3}, "best_value": 0.50, "status": "completed"},
+        {"trial_id": "b", "overrides": {"optim.lr": 2e-3}, "best_value": 0.51, "status": "stopped early by ASHA"},
+        {"trial_id": "d", "overrides": {"optim.lr": 9e-2}, "best_value": None, "status": "diverged: non-finite"},
+        {"trial_id": "r", "overrides": {"optim.lr": 1e-4}, "best_value": 0.53, "status": "completed",
+         "is_reference": True},
+        {"trial_id": "c", "overrides": {"optim.lr": 3e-3}, "best_value": 0.52, "status": "completed"},
+    ]
+    return {"trials": trials, **({"confirmation": confirmation} if confirmation else {})}
+
+
+def test_top_entries_follow_the_ranking_then_the_base():
+    entries = top_entries(_summary(), 2)
+    assert [(e.label, e.search_value) for e in entries] == [("a", 0.50), ("b", 0.51), (BASE_LABEL, 0.53)]
+    assert entries[-1].overrides == {"optim.lr": 1e-4}
+
+
+def test_top_entries_follow_the_confirmed_order_when_there_is_one():
+    confirmation = {"rows": [{"label": "c", "mean": 0.49}, {"label": BASE_LABEL, "mean": 0.52},
+                             {"label": "a", "mean": 0.505}]}
+    entries = top_entries(_summary(confirmation), 3)
+    assert [(e.label, e.search_value) for e in entries] == [("c", 0.49), ("a", 0.505), (BASE_LABEL, 0.52)]
+
+
+def test_rank_agreement_known_answers():
+    assert rank_agreement([1, 2, 3, 4], [10, 20, 30, 40]) == {"spearman_rho": 1.0, "kendall_tau": 1.0, "n": 4}
+    reversed_ = rank_agreement([1, 2, 3], [3, 2, 1])
+    assert reversed_["spearman_rho"] == pytest.approx(-1.0) and reversed_["kendall_tau"] == pytest.approx(-1.0)
+    assert math.isnan(rank_agreement([1, 2], [1, 2])["spearman_rho"])
+
+
+def test_rows_give_gains_against_the_base_at_both_lengths():
+    entries = [Entry("a", {}, 0.50), Entry(BASE_LABEL, {}, 0.52)]
+    rows = transfer_rows(entries, {"a": 0.47, BASE_LABEL: 0.50})
+    assert rows[0]["search_vs_base_pct"] == pytest.approx(-3.846, abs=1e-3)
+    assert rows[0]["full_vs_base_pct"] == pytest.approx(-6.0)
+    text = format_transfer(rows, rank_agreement([0.5, 0.52], [0.47, 0.5]), "val/mse_v", 30)
+    assert "30-epoch val/mse_v" in text and "-6.0%" in text and "needs 3 or more" in text
