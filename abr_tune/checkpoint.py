@@ -30,8 +30,16 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint on CPU with `weights_only=True`; a bad file is a UserError."""
+# What each use of a checkpoint reads: continuing its run needs everything `Run.state_dict` writes;
+# generating from it (sample, evaluate, a search report) needs the EMA weights and the normaliser.
+RESUME_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "best_epoch",
+               "bad_validations", "history", "normaliser", "rng", "config")
+GENERATE_KEYS = ("model", "ema", "normaliser", "config")
+
+
+def load_checkpoint(path: str | Path, need: tuple[str, ...] = ("model", "config")) -> dict[str, Any]:
+    """Load a checkpoint on CPU with `weights_only=True`; a bad file, or one without the entries
+    in `need` (e.g. RESUME_KEYS, GENERATE_KEYS), is a UserError naming what is missing."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: '{path}'; pass the path of a .pt file written by abr-tune")
@@ -43,9 +51,35 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint '{path}' is corrupt, truncated or not an abr-tune checkpoint ({reason}); "
             "resume from another checkpoint (e.g. the _best.pt or a periodic one beside it)"
         ) from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+    if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("config"), dict):
         raise UserError(f"'{path}' is not an abr-tune checkpoint (no model/config inside)")
+    require(state, need, f"checkpoint '{path}'")
     return state
+
+
+def require(state: dict[str, Any], need: tuple[str, ...], source: str = "the checkpoint") -> None:
+    """A UserError naming the entries of `need` that `state` lacks or holds malformed."""
+    missing = [key for key in need if key not in state]
+    malformed = [key for key in need if key in state and not _well_formed(key, state[key])]
+    if missing or malformed:
+        problems = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+            [f"has a malformed {', '.join(malformed)}"] if malformed else [])
+        raise UserError(
+            f"{source} {' and '.join(problems)} (a training checkpoint holds {', '.join(RESUME_KEYS)}); "
+            "use a _last.pt, _best.pt or periodic checkpoint written by abr-tune training"
+        )
+
+
+_COUNTS = ("epoch", "step", "best_epoch", "bad_validations")
+
+
+def _well_formed(key: str, value: Any) -> bool:
+    """The kind of value `Run.state_dict` writes under `key` (a hand-edited file may hold anything)."""
+    if key in _COUNTS:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if key == "best_metric":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, list) if key == "history" else isinstance(value, dict)
 
 
 class CheckpointManager:
@@ -68,9 +102,12 @@ class CheckpointManager:
         return self.directory / f"{self.exp_name}_epoch{epoch:04d}.pt"
 
     def periodic(self) -> list[Path]:
-        pattern = re.compile(re.escape(self.exp_name) + r"_epoch(\d{4,})\.pt$")
-        found = [p for p in self.directory.glob(f"{self.exp_name}_epoch*.pt") if pattern.match(p.name)]
-        return sorted(found)
+        # Listed and matched by regex, not globbed: an exp_name such as "run[1]" is a glob pattern.
+        pattern = re.compile(re.escape(self.exp_name) + r"_epoch(\d{4,})\.pt")
+        if not self.directory.is_dir():
+            return []
+        found = {p: pattern.fullmatch(p.name) for p in self.directory.iterdir()}
+        return sorted((p for p, m in found.items() if m), key=lambda p: int(found[p][1]))  # epoch 10000 > 9999
 
     def save_periodic(self, state: dict[str, Any], epoch: int) -> Path:
         path = save_atomic(state, self.periodic_path(epoch))

@@ -11,21 +11,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError, cli_entry
+from .errors import CliParser, UserError, cli_entry
 from .fidelity.evaluation import DEFAULT_SCALES, SPLITS, EvalOptions, evaluate
 from .fidelity.summary import summary_markdown
+from .paths import unwritable
 
 
 def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse to write into an existing directory unless `force` (nothing is overwritten by accident)."""
-    if out.exists() and not force:
-        raise UserError(f"'{out}' already exists; choose another --out or pass --force to overwrite it")
+    """Refuse a file, a place that cannot be written, or an existing directory unless `force`."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{out}' is a file; pass a directory")
+    if out.exists() and not force:
+        raise UserError(f"'{out}' already exists; choose another --out or pass --force to overwrite it")
+    blocked = unwritable(out)
+    if blocked:
+        raise UserError(f"--out '{out}' cannot be written: '{blocked[0]}' {blocked[1]}; pass --out in a writable place")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         prog="python -m abr_tune.evaluate",
         description="Score a checkpoint's generated ABRs (EMA weights, DDIM) against a held-out split: waveform "
                     "agreement, peak latencies/amplitudes, response detection, latency-intensity slope, age and "
@@ -47,14 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-conditions", type=int, default=256, metavar="M",
                    help="evaluate at most this many recordings of the split, a seeded random subset (default 256)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: <run dir>/eval/<checkpoint name>_<split>)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: <run dir>/eval/<checkpoint name>_<split> "
+                                                "for a checkpoint in <run dir>/checkpoints/, else eval/ beside it)")
     p.add_argument("--force", action="store_true", help="write into --out even if it exists")
     return p
 
 
 def default_out(checkpoint: str | Path, split: str) -> Path:
-    ckpt = Path(checkpoint)
-    return ckpt.resolve().parent.parent / "eval" / f"{ckpt.stem}_{split}"
+    """`<run dir>/eval/<ckpt>_<split>` for a run's checkpoint (`<run dir>/checkpoints/`), else `eval/` beside it."""
+    ckpt = Path(checkpoint).resolve()
+    home = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return home / "eval" / f"{ckpt.stem}_{split}"
 
 
 @cli_entry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,8 +11,13 @@ import numpy as np
 
 from .config import STATIC_NAMES
 from .errors import CliParser, UserError, cli_entry
+from .paths import unwritable
+from .physiology.ranges import CFG_SCALE, CONDITIONS, DDIM_ETA, SEED_MAX, check_count, check_in_range
 
 SUFFIXES = (".png", ".npz")
+MAX_N = 100_000  # 80 MB of float32 waveforms, held once in memory and once in the .npz
+MAX_PANELS = 64  # a .png draws one panel per waveform: more is unreadable and a huge figure
+PROGRESS_FROM = 2048  # a progress bar when generating more waveforms than this (a few DDIM batches)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,15 +43,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> Path:
+    """Every number in its range and --out writable, before torch or the checkpoint load."""
+    for name, valid in CONDITIONS.items():
+        check_in_range(f"--{name}", getattr(args, name), valid)
+    check_count("--n", args.n, 1, MAX_N)
+    if args.steps is not None:
+        check_count("--steps", args.steps, 1)
+    if args.cfg_scale is not None:
+        check_in_range("--cfg-scale", args.cfg_scale, CFG_SCALE)
+    if args.eta is not None:
+        check_in_range("--eta", args.eta, DDIM_ETA)
+    check_count("--seed", args.seed, 0, SEED_MAX)
+    return _check_out(args)
+
+
+def _check_out(args: argparse.Namespace) -> Path:
+    """A .png/.npz file path in a directory that can be written; an existing file only with --force."""
     out = Path(args.out)
     if out.suffix not in SUFFIXES:
         raise UserError(f"--out must end in {' or '.join(SUFFIXES)}, got '{out}'")
+    if out.suffix == ".png" and args.n > MAX_PANELS:
+        raise UserError(f"--n {args.n} is too many for a .png (one panel per waveform, at most {MAX_PANELS}); "
+                        "write an .npz for more")
+    if out.is_dir():
+        raise UserError(f"--out '{out}' is a directory; pass a file path ending in {' or '.join(SUFFIXES)}")
     if out.exists() and not args.force:
         raise UserError(f"'{out}' already exists; choose another --out or pass --force")
-    if args.n < 1:
-        raise UserError(f"--n must be >= 1, got {args.n}")
-    if args.steps is not None and args.steps < 1:
-        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    blocked = unwritable(out.absolute().parent)
+    if blocked:
+        raise UserError(f"--out '{out}' cannot be written: '{blocked[0]}' {blocked[1]}; "
+                        "pass a path in a writable directory")
     return out
 
 
@@ -56,26 +83,55 @@ def main(argv: list[str] | None = None) -> int:
     from .model import Generator  # torch loads here: bad flags fail before it
 
     gen = Generator.from_checkpoint(args.checkpoint, sample_steps=args.steps, eta=args.eta)
-    values = dict(age=args.age, intensity=args.intensity, rate=args.rate, fmp=args.fmp)
-    raw = np.array([[values[k] for k in STATIC_NAMES]], dtype=np.float32)
-    signals = gen.generate(raw, repeats=args.n, cfg_scale=args.cfg_scale, seed=args.seed)[:, 0]
-    raw = np.repeat(raw, args.n, axis=0)
-    _write(out, signals, raw, gen.cfg.data.sample_rate_hz)
-    print(f"abr-tune: wrote {args.n} waveforms to {out}")
+    raw = np.array([[getattr(args, k) for k in STATIC_NAMES]], dtype=np.float32)
+    for line in gen.normaliser.untrained(raw):
+        print(f"abr-tune: warning: {line}", file=sys.stderr)
+    d = gen.cfg.diffusion
+    ran = {"cfg_scale": d.cfg_scale if args.cfg_scale is None else args.cfg_scale, "sample_steps": d.sample_steps,
+           "ddim_eta": d.ddim_eta, "seed": args.seed, "signal_unit": gen.signal_unit}
+    signals = _generate(gen, raw, args.n, ran)
+    _write(out, signals, raw, gen.cfg.data.sample_rate_hz, ran)
+    print(f"abr-tune: wrote {args.n} waveforms to {out} (EMA weights, DDIM {ran['sample_steps']} steps, "
+          f"eta {ran['ddim_eta']:g}, CFG {ran['cfg_scale']:g}, seed {args.seed})")
     return 0
 
 
-def _write(out: Path, signals: np.ndarray, raw: np.ndarray, sample_rate_hz: float) -> None:
+def _generate(gen, raw: np.ndarray, n: int, ran: dict) -> np.ndarray:
+    """(n, T) µV in bounded batches (`Generator.generate`), with a progress bar on stderr for long runs."""
+    from tqdm import tqdm
+
+    with tqdm(total=n, desc="abr-tune: sampling", unit="waveform", disable=n <= PROGRESS_FROM) as bar:
+        return gen.generate(raw, repeats=n, cfg_scale=ran["cfg_scale"], seed=ran["seed"], progress=bar.update)[:, 0]
+
+
+def _write(out: Path, signals: np.ndarray, raw: np.ndarray, sample_rate_hz: float, ran: dict) -> None:
+    """Through a temporary file in --out's directory: a failed write leaves no partial file and the old one intact."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")  # opened like any new file: the umask's mode
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            _write_to(f, out.suffix, signals, raw, sample_rate_hz, ran)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise UserError(f"could not write '{out}' ({err.strerror or err}); nothing was written") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write_to(f, suffix: str, signals: np.ndarray, raw: np.ndarray, sample_rate_hz: float, ran: dict) -> None:
+    if suffix == ".npz":
+        time_ms = np.arange(signals.shape[1]) / sample_rate_hz * 1000
+        np.savez(f, signals_uv=signals, static=np.repeat(raw, len(signals), axis=0),
+                 static_order=np.array(STATIC_NAMES), time_ms=time_ms, **{k: np.asarray(v) for k, v in ran.items()})
+        return
+    import matplotlib.pyplot as plt
+
     from .viz.waveforms import GENERATED_COLOR, waveform_grid
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npz":
-        time_ms = np.arange(signals.shape[1]) / sample_rate_hz * 1000
-        np.savez(out, signals_uv=signals, static=raw, static_order=np.array(STATIC_NAMES), time_ms=time_ms)
-        return
-    fig = waveform_grid([(signals, "generated", GENERATED_COLOR)], raw, sample_rate_hz,
-                        "Generated ABRs (EMA weights, DDIM)")
-    fig.savefig(out, dpi=120)
+    fig = waveform_grid([(signals, "generated", GENERATED_COLOR)], np.repeat(raw, len(signals), axis=0),
+                        sample_rate_hz, "Generated ABRs (EMA weights, DDIM)", unit=ran["signal_unit"])
+    fig.savefig(f, format="png", dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,20 @@ import os
 import sys
 import threading
 import time
-from typing import Optional
+from typing import Any, Optional
 
 from .errors import CliParser, cli_entry
-from .hpo.cluster import check_address, check_dashboard, check_local_resources, check_resources, start_ray
+from .hpo.cluster import (
+    check_address,
+    check_dashboard,
+    check_local_resources,
+    check_ray_home,
+    check_resources,
+    start_ray,
+)
+from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
-from .hpo.plan import plan_new, plan_resume
+from .hpo.plan import claim, finished, plan_new, plan_resume, release
 from .hpo.summary import report
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
 
@@ -65,38 +73,58 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # Tune warns whenever checkpoints outpace its state snapshots; with epochs of seconds they do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # No automatic loggers (hpo.tuner.run_config passes the CSV and JSON ones): Tune's automatic
+    # TensorBoard logger makes it print `tensorboard --logdir` for its driver_artifacts directory,
+    # which holds no trial logs; the trials' TensorBoard runs are under the experiment directory.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     exp = plan_resume(args) if args.resume else plan_new(args)
+    if args.resume and (done := finished(exp)):
+        print(done, flush=True)
+        return 0
     address = check_address(args.address)
     if address is None:
         check_local_resources(exp.space)
         check_dashboard(args.dashboard_host, args.dashboard_port)
+        check_ray_home()
     arrays = load_data(exp.space)
+    if not args.resume:
+        claim(exp)  # last check before Ray starts: a second search with this --name stops here
     started = time.time()
-    start_ray(args, address)
     try:
+        start_ray(args, address)
         check_resources(exp.space)
-        if args.resume:
-            from ray import tune
-
-            print(f"Resuming experiment {exp.path}", flush=True)
-            tuner = tune.Tuner.restore(exp.path, trainable=trainable(exp.space, arrays),
-                                       resume_unfinished=True, resume_errored=True)
-        else:
-            write_space(exp)
-            tuner = new_tuner(exp, arrays)
-        results = tuner.fit()
+        results = _fit(args, exp, arrays)
         summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
                          resumed=bool(args.resume))
-    except BaseException:
+    except BaseException as err:
         import ray
 
         ray.shutdown()
+        if not args.resume:
+            release(exp)
+        after_failure(exp, err)
         raise
     with _ray_stopping():
         if summary["interrupted"]:
             return 130
+        close_study(exp)  # a finished search has no trial left running
         _write_report(exp)
     return 0 if summary["best"] else 1
+
+
+def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
+    if not args.resume:
+        write_space(exp)
+        return new_tuner(exp, arrays).fit()
+    from ray import tune
+
+    from .hpo.searcher import restoring
+
+    print(f"Resuming experiment {exp.path}", flush=True)
+    with restoring(exp):  # the experiment's own study and directory, wherever it was created
+        tuner = tune.Tuner.restore(exp.path, trainable=trainable(exp.space, arrays),
+                                   resume_unfinished=True, resume_errored=True)
+        return tuner.fit()
 
 
 @contextlib.contextmanager

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checkpoint import load_checkpoint
-from .config import config_from_raw, load_config
+from .config import load_config
 from .errors import CliParser, cli_entry
 from .training import train_abr
+from .training.resume import config_for_resume
 
 __all__ = ["train_abr", "main"]
 
@@ -23,15 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--override",
                    help='comma-separated "key: value" pairs, e.g. "optim.lr: 1e-4, trainer.max_epochs: 300"')
     p.add_argument("--resume", metavar="CKPT",
-                   help="continue from a checkpoint (_last.pt); uses its config unless --config is given")
+                   help="continue the run a checkpoint (_last.pt) belongs to, with its config unless --config is "
+                        "given; only the keys README.md lists may change (e.g. trainer.max_epochs, optim.lr)")
     return p
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.resume and not args.config:  # continue with the checkpoint's own config
-        cfg = config_from_raw(load_checkpoint(args.resume)["config"], args.override)
+    if args.resume and not args.config:  # continue with the checkpoint's own config, in its run's directory
+        cfg = config_for_resume(args.resume, args.override)
     else:
         cfg = load_config(args.config, args.override)
     print(f"abr-tune: training '{cfg.exp_name}' -> {cfg.run_dir} (tensorboard --logdir {cfg.log_dir})")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import pickle
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from numpy.lib import format as npy_format
 
 from abr_tune.config import STATIC_NAMES, DataConfig
 from abr_tune.data import ABRArrays, Normaliser, load_arrays, prepare_splits, simulate, split_by_patient
@@ -180,7 +183,9 @@ def _assert_same(loaded: ABRArrays, arrays: ABRArrays) -> None:
     np.testing.assert_array_equal(loaded.signals, arrays.signals)
     np.testing.assert_array_equal(loaded.static, arrays.static)
     np.testing.assert_array_equal(loaded.v_latency_ms, arrays.v_latency_ms)
-    assert loaded.response_present is None
+    # The file marks wave V, so its marks are the truth: a row without a latency counts as no response.
+    np.testing.assert_array_equal(loaded.response_present, np.isfinite(arrays.v_latency_ms))
+    assert loaded.truth == "marks" and loaded.signal_unit == "µV"
 
 
 def test_npz_round_trip(tmp_path, small):
@@ -254,7 +259,45 @@ def _write_text(name: str, text: str):
     return write
 
 
+def _set_cell(key: str, row: int, col: int, value: float):
+    """An array of the file with one cell replaced, stored as float64 (1e39 is finite there, not in float32)."""
+    def change(arrays):
+        out = getattr(arrays, key).astype(np.float64)
+        out[row, col] = value
+        return out
+
+    return change
+
+
+def _huge_header(path: Path, arrays: ABRArrays) -> Path:
+    """An .npz whose 'signals' header claims 10^9 recordings while the member holds a few bytes."""
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 200)})
+    with zipfile.ZipFile(path / "huge.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("signals.npy", header.getvalue() + b"\0" * 64)
+        for key in ("static", "patient_id"):
+            buffer = io.BytesIO()
+            np.save(buffer, getattr(arrays, key))
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    return path / "huge.npz"
+
+
 BAD_INPUTS = {  # case: (writer, fragment the one-line message must contain)
+    "signal beyond float32": (_bad_npz(signals=_set_cell("signals", 2, 50, 1e39)),
+                              "signals contain NaN or Inf in 1 recording(s) (0-based rows 2)"),
+    "static beyond float32": (_bad_npz(static=_set_cell("static", 1, 3, 1e39)),
+                              "static values (fmp) are NaN or Inf in 1 recording(s) (0-based rows 1)"),
+    "signal not in µV": (_bad_npz(signals=_set_cell("signals", 7, 9, 2e4)), "exceed ±10000 µV"),
+    "negative age": (_bad_npz(static=_set_cell("static", 4, 0, -0.4)),
+                     "static 'age' must lie in [0, 120] years (negative values suggest standardised"),
+    "intensity beyond 140 dB": (_bad_npz(static=_set_cell("static", 0, 1, 400.0)),
+                                "static 'intensity' must lie in [-20, 140] dB nHL, e.g. not 400, in 1 recording(s) "
+                                "(0-based rows 0)"),
+    "rate 0": (_bad_npz(static=_set_cell("static", 3, 2, 0.0)), "static 'rate' must lie in (0, 500] clicks/s"),
+    "negative fmp": (_bad_npz(static=_set_cell("static", 5, 3, -1.0)), "static 'fmp' must lie in [0, 100000]"),
+    "header claims 1.6 TB": (_huge_header, "'signals' claims an array of shape (1000000000, 200) (float64, 1.6 TB)"),
+    "infinite latency mark": (_bad_npz(v_latency_ms=lambda a: np.where(np.arange(len(a)) == 2, np.inf, 6.0)),
+                              "v_latency_ms is infinite in 1 recording(s) (0-based rows 2)"),
     "T=199": (_bad_npz(signals=lambda a: a.signals[:, :199]), "signals have 199 samples per recording"),
     "T=201": (_bad_npz(signals=lambda a: np.pad(a.signals, ((0, 0), (0, 1)))), "201 samples"),
     "NaN row": (_bad_npz(signals=_with_nan(3, np.nan)), "NaN or Inf in 1 recording(s) (0-based rows 3)"),
@@ -268,7 +311,7 @@ BAD_INPUTS = {  # case: (writer, fragment the one-line message must contain)
     "wrong extension": (_write_text("bad.txt", "x"), "supported: .npz, .csv"),
     "missing file": (lambda path, arrays: path / "nope.npz", "data file not found"),
     "pickle without opt-in": (lambda path, arrays: _original_pickle(path / "d.pkl", arrays),
-                              "set data.allow_pickle: true only for files you trust"),
+                              'add --override "data.allow_pickle: true"'),
     "csv T=199": (lambda path, arrays: _save_csv(path / "d.csv", arrays, sample_count=199), "199 samples"),
     "csv not a number": (_write_text("bad.csv", "patient_id,age,intensity,rate,fmp,s0\n1,x,2,3,4,5\n"),
                          "row 0, column 'age' is not a number"),
@@ -287,6 +330,67 @@ def test_bad_input_raises_one_line_user_error(case, tmp_path, small):
         load_arrays(_file_cfg(path, allow_pickle=allow))
     message = str(info.value)
     assert fragment in message and "\n" not in message, message
+
+
+def test_a_huge_header_is_refused_before_any_allocation(tmp_path, small):
+    started = time.perf_counter()
+    with pytest.raises(UserError, match="claims an array"):
+        load_arrays(_file_cfg(_huge_header(tmp_path, small)))
+    assert time.perf_counter() - started < 2.0
+
+
+def _lab_csv(path: Path, arrays: ABRArrays, headers: list[str]) -> Path:
+    """A CSV as a lab's export writes it: patient, the four conditions, wave V latency, class, samples 1..200."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*headers, "Hear_Loss", *(str(k) for k in range(1, 201))])
+        for i in range(len(arrays)):
+            lat = "" if np.isnan(arrays.v_latency_ms[i]) else repr(float(arrays.v_latency_ms[i]))
+            writer.writerow([arrays.patient_id[i], *map(repr, arrays.static[i].tolist()), lat, "NORMAL",
+                             *map(repr, arrays.signals[i].tolist())])
+    return path
+
+
+@pytest.mark.parametrize("headers", [["Patient_ID", "Age", "Intensity", "Stimulus Rate", "FMP", "V Latancy"],
+                                     ["patient id", "AGE", " intensity", "stimulus_rate", "Fmp", "v latency ms"]])
+def test_csv_with_the_original_column_names(tmp_path, small, headers, capsys):
+    loaded = load_arrays(_file_cfg(_lab_csv(tmp_path / "lab.csv", small, headers)))
+    _assert_same(loaded, small)
+    assert "ignored columns that are neither samples nor read: Hear_Loss" in capsys.readouterr().err
+
+
+def test_csv_columns_mapped_with_data_columns(tmp_path, small):
+    headers = ["Hasta", "Patient Age", "Level dB", "Rate /s", "FMP", "Wave V (ms)"]
+    path = _lab_csv(tmp_path / "mine.csv", small, headers)
+    with pytest.raises(UserError, match="has no column 'patient_id', 'age', 'intensity', 'rate' .*data.columns: {"):
+        load_arrays(_file_cfg(path))
+    columns = {"patient_id": "Hasta", "age": "Patient Age", "intensity": "Level dB", "rate": "Rate /s",
+               "v_latency_ms": "Wave V (ms)"}
+    _assert_same(load_arrays(_file_cfg(path, columns=columns)), small)
+    with pytest.raises(UserError, match="has no column 'Years'"):
+        load_arrays(_file_cfg(path, columns={**columns, "age": "Years"}))
+
+
+def test_data_columns_with_an_npz_is_refused(tmp_path, small):
+    with pytest.raises(UserError, match="data.columns names CSV headers"):
+        load_arrays(_file_cfg(_save_npz(tmp_path / "d.npz", small), columns={"age": "Age"}))
+
+
+def test_z_scored_npz_is_detected_and_its_amplitude_marks_dropped(tmp_path, small, capsys):
+    z = (small.signals - small.signals.mean(axis=1, keepdims=True)) / small.signals.std(axis=1, keepdims=True)
+    loaded = load_arrays(_file_cfg(_save_npz(tmp_path / "z.npz", small, signals=z)))
+    assert loaded.signal_unit == "z" and np.isnan(loaded.v_amplitude_uv).all()
+    assert "µV amplitudes cannot be recovered" in capsys.readouterr().err
+    assert load_arrays(_file_cfg(_save_npz(tmp_path / "uv.npz", small))).signal_unit == "µV"
+
+
+def test_response_present_column_marks_presence_without_a_latency(tmp_path, small):
+    present = np.isfinite(small.v_latency_ms) | (np.arange(len(small)) == 0)
+    path = _save_npz(tmp_path / "d.npz", small, response_present=present.astype(np.int8))
+    loaded = load_arrays(_file_cfg(path))
+    np.testing.assert_array_equal(loaded.response_present, present)
+    with pytest.raises(UserError, match="response_present is neither 1"):
+        load_arrays(_file_cfg(_save_npz(tmp_path / "bad.npz", small, response_present=np.full(len(small), 2))))
 
 
 # ---------------------------------------------------------------- split

@@ -8,15 +8,18 @@ smoke-sized trials (the --smoke-test model and data). The numbers these tests me
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import free_port, run_cli, tiny_config
+from conftest import ROOT, assert_user_error, free_port, run_cli, tiny_config
 
 NUM_TO_KEEP = 2  # search.run_config: CheckpointConfig(num_to_keep=2)
 
@@ -145,6 +148,121 @@ def test_32_tiny_trials_with_2_concurrent_all_finish(tmp_path):
 
 
 # ---------------------------------------------------------------- the dashboard's exposure
+
+# ---------------------------------------------------------------- ends that used to be tracebacks
+
+def _popen(space: Path, exp: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "abr_tune.search", "--space", str(space), "--storage-path", str(exp.parent),
+           "--name", exp.name, "--dashboard-port", str(free_port())]
+    return subprocess.Popen(cmd, cwd=ROOT, env=dict(env or os.environ, PYTHONPATH=str(ROOT)), stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.timeout(240)
+def test_two_searches_with_the_same_name_one_runs_and_the_other_stops_before_ray_starts(tmp_path):
+    space = _space(tmp_path, num_samples=1)
+    exp = tmp_path / "runs" / "same"
+    first = _popen(space, exp, tmp_path / "first.log")
+    time.sleep(1.0)  # a second apart, as from two terminals
+    second = _popen(space, exp, tmp_path / "second.log")
+    codes = {"first": first.wait(timeout=200), "second": second.wait(timeout=200)}
+    logs = {k: (tmp_path / f"{k}.log").read_text() for k in codes}
+    assert sorted(codes.values()) == [0, 2], (codes, logs)
+    loser = next(k for k, c in codes.items() if c == 2)
+    errors = [ln for ln in logs[loser].splitlines() if ln.startswith("abr-tune: error:")]
+    assert errors == [f"abr-tune: error: experiment '{exp}' already exists; pass --resume {exp} to continue it "
+                      "or --name to start a new one"], logs[loser][-2000:]
+    assert "Traceback" not in logs[loser] and "Ray dashboard" not in logs[loser]  # it stopped before Ray started
+    summary = json.loads((exp / "search_summary.json").read_text())  # the winner's search is whole
+    assert summary["num_trials"] == 1 and summary["best"] is not None
+
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not root'}): needed to simulate the fault")
+
+
+def _unmount(path: Path) -> None:
+    for _ in range(20):  # Ray's processes may still be closing files in it for a moment
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+@pytest.mark.timeout(120)
+def test_a_home_ray_cannot_write_is_one_error_line_before_ray_starts(tmp_path):
+    space = _space(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")}
+    not_a_dir = tmp_path / "home_file"
+    not_a_dir.write_text("")
+    homes = [not_a_dir]
+    read_only = tmp_path / "ro_home"
+    try:
+        _mount_tmpfs(read_only, "ro,size=1m")
+        homes.append(read_only)
+    except pytest.skip.Exception as skip:
+        print(f"\nread-only mount not tested: {skip}")
+    try:
+        for home in homes:
+            started = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", "abr_tune.search", "--space", str(space), "--storage-path",
+                                   str(tmp_path / "runs"), "--name", home.name], cwd=ROOT, capture_output=True,
+                                  text=True, env=dict(env, HOME=str(home), PYTHONPATH=str(ROOT)), timeout=60)
+            assert_user_error(proc, f"Ray must create its token file {home}/.ray/auth_token but cannot write")
+            assert "set HOME to a writable directory or fix its permissions" in proc.stderr
+            assert time.monotonic() - started < 30 and not (tmp_path / "runs" / home.name).exists()
+    finally:
+        if len(homes) > 1:
+            _unmount(read_only)
+
+
+@pytest.mark.timeout(360)
+def test_a_full_disk_ends_in_one_line_with_a_consistent_study_and_resumes_after_space_is_freed(tmp_path):
+    # One trial at a time, each ~2.2 MB (two Tune checkpoints, train_abr's _last.pt and _best.pt):
+    # a 3 MB disk holds the first trial and fills during the second.
+    space = _space(tmp_path, num_samples=3, max_concurrent=1, scheduler={"max_t": 2, "grace_period": 2})
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "size=3m")
+    exp = disk / "full"
+    try:
+        proc = run_cli("abr_tune.search", "--space", str(space), "--storage-path", str(disk), "--name", exp.name,
+                       "--dashboard-port", str(free_port()), timeout=200)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("abr-tune: error:")]
+        assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-3000:]
+        assert proc.stderr.rstrip().endswith(errors[0])  # the last word is ours, not a traceback
+        assert "No space left on device" in errors[0] and "the trials that finished are kept" in errors[0], errors[0]
+        with sqlite3.connect(exp / "optuna.db") as db:
+            states = [s for (s,) in db.execute("SELECT state FROM trials ORDER BY number")]
+            finished = db.execute("SELECT * FROM trials WHERE state = 'COMPLETE'").fetchall()
+        print(f"\nfull disk: {errors[0]}\nstudy after the failure: {states}")
+        assert "RUNNING" not in states and "COMPLETE" in states, states  # the first trial's result is kept
+        assert "FAIL" in states
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)  # space freed
+        resumed = run_cli("abr_tune.search", "--resume", str(exp), "--dashboard-port", str(free_port()), timeout=200)
+        if f"continue with: python -m abr_tune.search --resume {exp}" not in errors[0]:
+            # The full disk cut Tune's own state file short: the resume says so and runs nothing.
+            assert_user_error(resumed, "is damaged")
+            assert "this search cannot be resumed" in resumed.stderr
+            with sqlite3.connect(exp / "optuna.db") as db:
+                assert db.execute("SELECT * FROM trials WHERE state = 'COMPLETE'").fetchall() == finished
+            return
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        summary = json.loads((exp / "search_summary.json").read_text())
+        assert summary["num_trials"] == 3 and summary["best"] is not None
+        with sqlite3.connect(exp / "optuna.db") as db:
+            rows = db.execute("SELECT t.state, a.value_json FROM trials t JOIN trial_user_attributes a "
+                              "USING (trial_id) WHERE a.key = 'ray_trial_id'").fetchall()
+        print(f"study after the resume: {sorted(rows)}")
+        assert "RUNNING" not in {s for s, _ in rows}
+        ended = {json.loads(v) for s, v in rows if s != "FAIL"}  # every trial Tune finished has its record
+        assert ended >= {t["trial_id"] for t in summary["trials"] if t["status"] == "completed"}
+    finally:
+        _unmount(disk)
+
 
 def _answers(host: str, port: int) -> bool:
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,8 +30,11 @@ def test_sigint_writes_a_last_checkpoint_and_says_how_to_resume(tmp_path):
     cfg = _write_config(tmp_path, trainer={"max_epochs": 200, "progress": True, "sample_every_epochs": 100})
     last = tmp_path / "runs/tiny/checkpoints/tiny_last.pt"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # SIGINT restored in the child: a suite started from a shell that ignores it (a background job)
+    # passes the ignored signal on, and Python then installs no KeyboardInterrupt handler.
     proc = subprocess.Popen([sys.executable, "-m", "abr_tune.train", "--config", str(cfg)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not last.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -109,6 +113,76 @@ def test_checkpoint_from_an_incompatible_model(tmp_path):
     from abr_tune.train import train_abr
 
     summary = train_abr(tiny_config(tmp_path, trainer={"max_epochs": 1, "sample_every_epochs": 5}))
-    other = _write_config(tmp_path / "other", model={"d_model": 64, "n_heads": 4})
-    proc = run_cli("abr_tune.train", "--config", str(other), "--resume", summary["last_checkpoint"])
-    assert_user_error(proc, "checkpoint was trained with a different model")
+    before = Path(summary["last_checkpoint"]).read_bytes()
+    wider = _write_config(tmp_path, model={"d_model": 64, "n_heads": 4}, trainer={"max_epochs": 2})
+    proc = run_cli("abr_tune.train", "--config", str(wider), "--resume", summary["last_checkpoint"])
+    assert_user_error(proc, "cannot change model.d_model on resume (model.d_model 32 -> 64)")
+    assert Path(summary["last_checkpoint"]).read_bytes() == before
+
+
+def test_log_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a directory")
+    cfg = _write_config(tmp_path)
+    assert_user_error(run_cli("abr_tune.train", "--config", str(cfg)), f"'{blocker}' is not a directory")
+    assert blocker.read_text() == "not a directory"
+
+
+def _run_with_read_only(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m <args>` with `directory` read-only: chmod for a normal user; for root, whom
+    permissions do not stop, a read-only bind mount in a private mount namespace (`unshare -m`)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            return run_cli(*args)
+        finally:
+            directory.chmod(0o755)
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("running as root without mount namespaces: no way to make a directory read-only")
+    script = 'd=$1; shift; mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" && exec "$@"'
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(directory), sys.executable, "-m", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_log_dir_on_a_read_only_directory_is_refused_before_any_work(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    cfg = _write_config(tmp_path, log_dir=str(locked / "runs"))
+    proc = _run_with_read_only(locked, "abr_tune.train", "--config", str(cfg))
+    assert_user_error(proc, f"log_dir '{locked / 'runs'}' cannot hold the run: '{locked}' is not writable")
+    assert list(locked.iterdir()) == []
+
+
+def test_checkpoint_without_ema_or_normaliser_is_refused_naming_them(tmp_path):
+    from abr_tune.checkpoint import GENERATE_KEYS, RESUME_KEYS
+    from abr_tune.train import train_abr
+
+    summary = train_abr(tiny_config(tmp_path, trainer={"max_epochs": 1, "sample_every_epochs": 5}))
+    state = load_checkpoint(summary["last_checkpoint"])
+    stripped = Path(summary["last_checkpoint"]).with_name("tiny_stripped.pt")  # still inside its run
+    torch.save({k: v for k, v in state.items() if k not in ("ema", "normaliser")}, stripped)
+    with pytest.raises(UserError, match="lacks ema, normaliser"):
+        load_checkpoint(stripped, need=GENERATE_KEYS)
+    edited = tmp_path / "edited.pt"
+    torch.save({**state, "epoch": "three", "normaliser": [1.0]}, edited)
+    with pytest.raises(UserError, match="has a malformed epoch, normaliser"):
+        load_checkpoint(edited, need=RESUME_KEYS)
+    before = Path(summary["last_checkpoint"]).read_bytes()
+    proc = run_cli("abr_tune.train", "--resume", str(stripped), "--override", "trainer.max_epochs: 2")
+    assert_user_error(proc, f"checkpoint '{stripped}' lacks ema, normaliser")
+    assert Path(summary["last_checkpoint"]).read_bytes() == before
+
+
+def test_retention_keeps_the_last_k_for_an_exp_name_with_glob_characters(tmp_path):
+    from abr_tune.checkpoint import CheckpointManager
+
+    ckpts = CheckpointManager(tmp_path, "run[1]", keep_last_k=2)
+    neighbour = tmp_path / "run1_epoch0001.pt"  # what the glob "run[1]_epoch*.pt" would match instead
+    neighbour.write_bytes(b"another run's file")
+    for epoch in range(1, 6):
+        ckpts.save_periodic({"model": {}, "config": {}, "epoch": epoch}, epoch)
+    assert [p.name for p in ckpts.periodic()] == ["run[1]_epoch0004.pt", "run[1]_epoch0005.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run1_epoch0001.pt", "run[1]_epoch0004.pt",
+                                                          "run[1]_epoch0005.pt"]
+    assert neighbour.read_bytes() == b"another run's file"

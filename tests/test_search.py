@@ -140,11 +140,12 @@ def test_smoke_test_runs_in_well_under_a_minute_and_the_dashboard_answers(tmp_pa
 def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
     # Two good learning rates run first; the hopeless lr = 1e-6 reaches rung 1 after them
     # and is worse than their median, so asynchronous HyperBand must stop it there.
-    # lr = 1000 diverges in its first epoch: it must end cleanly and never be best.
-    points = [{"optim.lr": 4e-3}, {"optim.lr": 3e-3}, {"optim.lr": 1e-6}, {"optim.lr": 1e3}]
+    # lr = 1 (the largest optim.lr a config accepts) diverges in its first epoch: it must end
+    # cleanly and never be best.
+    points = [{"optim.lr": 4e-3}, {"optim.lr": 3e-3}, {"optim.lr": 1e-6}, {"optim.lr": 1.0}]
     space = _space_file(tmp_path, num_samples=5,
                         search={"seed": 0, "n_startup_trials": 4, "points_to_evaluate": points},
-                        params={"optim.lr": {"dist": "loguniform", "low": 1e-6, "high": 1e3}})
+                        params={"optim.lr": {"dist": "loguniform", "low": 1e-6, "high": 1.0}})
     proc = run_cli("abr_tune.search", "--space", str(space), "--storage-path", str(tmp_path / "runs"),
                    "--name", "asha", "--dashboard-port", str(free_port()), timeout=170)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -161,9 +162,9 @@ def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
         if path.exists():
             assert json.loads(path.read_text())["status"] == trial["status"], trial
     assert summary["num_stopped_early"] >= 1
-    diverged = [t for t in summary["trials"] if t["params"]["optim.lr"] == 1e3][0]
+    diverged = [t for t in summary["trials"] if t["params"]["optim.lr"] == 1.0][0]
     assert diverged["status"] == "diverged: non-finite loss at epoch 1" and diverged["best_value"] is None
-    assert summary["best"]["params"]["optim.lr"] not in (1e-6, 1e3)
+    assert summary["best"]["params"]["optim.lr"] not in (1e-6, 1.0)
     assert summary["trials"][-1]["trial_id"] == diverged["trial_id"]  # ranked last
     assert "Trials ranked by val/mse_v" in proc.stdout and "stopped early by ASHA" in proc.stdout
 

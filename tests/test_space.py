@@ -156,6 +156,24 @@ BAD_SPACES = [
     ({"params": {"advanced.lr_warmup_steps": {"dist": "int", "low": 0, "high": 200, "q": 25}},
       "search": {"points_to_evaluate": [{"advanced.lr_warmup_steps": 60}]}}, "is not on its grid"),
     ({"params": LR, "base_config": "no/such.yaml"}, "base_config 'no/such.yaml' not found"),
+    # a step that leaves one value: the search would try the same config every time
+    ({"params": {"model.n_layers": {"dist": "int", "low": 1, "high": 3, "q": 5}}},
+     "the step q (5) exceeds the range high - low (2), so only one value would be searched"),
+    ({"params": {"optim.lr": {"dist": "qloguniform", "low": 1e-3, "high": 1.5e-3, "q": 1e-3}}},
+     "the step q (0.001) exceeds the range high - low (0.0005)"),
+    # conditions compare numbers: a string, list or unset key would crash every trial's sampling
+    ({"params": {**LR, "loss.stft_weight": {"dist": "uniform", "low": 0, "high": 1, "when": "optim.amp_dtype > 0"}}},
+     "reads 'optim.amp_dtype', which can be 'bf16', not a number"),
+    ({"params": {**LR, "loss.stft_weight": {"dist": "uniform", "low": 0, "high": 1, "when": "data.path > 0"}}},
+     "reads 'data.path', which can be None, not a number"),
+    ({"params": {**LR, "loss.stft_weight": {"dist": "uniform", "low": 0, "high": 1, "when": "optim.betas > 0"}}},
+     "reads 'optim.betas', which can be [0.9, 0.99], not a number"),
+    ({"params": {"optim.amp_dtype": {"dist": "choice", "values": ["bf16", "fp16"]},
+                 "loss.stft_weight": {"dist": "uniform", "low": 0, "high": 1, "when": "optim.amp_dtype == 1"}}},
+     "reads 'optim.amp_dtype', which can be 'bf16', not a number"),
+    # a fixed value for a searched key would be replaced in every trial
+    ({"params": LR, "overrides": {"optim.lr": 1e-3}},
+     "overrides sets 'optim.lr', which is searched by the space; remove it from overrides or from params"),
     ({"params": LR, "overrides": {"model.widht": 3}}, "unknown config key 'model.widht'"),
 ]
 
@@ -195,3 +213,14 @@ def test_a_sample_metric_makes_every_trial_sample_every_epoch(tmp_path):
     assert "trainer.sample_every_epochs" not in trial_overrides(space, tmp_path)
     latency = dataclasses.replace(space, metric="sample/wave_v_latency_mae_ms")
     assert trial_overrides(latency, tmp_path)["trainer.sample_every_epochs"] == 1
+
+
+def test_conditions_on_numeric_choices_and_bools_are_accepted():
+    joint = {"model.d_model,model.n_heads": {"dist": "choice", "values": [[64, 4], [128, 8]]},
+             "loss.stft_weight": {"dist": "uniform", "low": 0, "high": 1, "when": "model.n_heads > 4"},
+             "optim.weight_decay": {"dist": "uniform", "low": 0, "high": 0.1, "when": "optim.amp == 1"}}
+    space = _checked(params=joint)
+    trials = _trials(space, 40)
+    assert {("loss.stft_weight" in t) == (t["model.d_model,model.n_heads"] == "[128, 8]") for t in trials} == {True}
+    assert all("optim.weight_decay" in t for t in trials)  # optim.amp defaults to true: 1
+

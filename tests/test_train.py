@@ -106,7 +106,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 def test_divergence_ends_the_run_with_a_clear_status(tmp_path):
     reporter = _StopAfter()
-    summary = train_abr(tiny_config(tmp_path, optim={"lr": 1e6, "grad_clip": 0.0}, trainer={"max_epochs": 6}),
+    summary = train_abr(tiny_config(tmp_path, optim={"lr": 1.0, "grad_clip": 0.0}, trainer={"max_epochs": 6}),
                         reporter)
     assert summary["status"].startswith("diverged: non-finite loss at epoch")
     assert reporter.metrics[-1]["val/mse_v"] == math.inf and reporter.metrics[-1]["diverged"] == 1.0

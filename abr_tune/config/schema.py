@@ -31,7 +31,8 @@ class DataConfig:
     allow_pickle: bool = False  # opt in to reading the original pipeline's joblib pickle
     sample_rate_hz: float = 20000.0  # 200 samples at 20 kHz = 10 ms
     sequence_length: int = SEQUENCE_LENGTH  # must be 200; other lengths are rejected
-    static_order: list[str] = field(default_factory=lambda: list(STATIC_NAMES))  # static column order in files
+    static_order: list[str] = field(default_factory=lambda: list(STATIC_NAMES))  # static column order in .npz
+    columns: dict[str, str] = field(default_factory=dict)  # CSV header per column, e.g. {age: "Patient Age"}
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test by patient
     split_seed: int = 42  # seed of the patient-level split
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -86,6 +87,7 @@ class StftConfig:
     hop_length: int = 16  # hop of the base resolution
     win_length: int = 64  # window of the base resolution
     multi_resolution: bool = True  # also use half and double the base resolution
+    eps: float = 1e-5  # added to each STFT magnitude inside the log of the log-magnitude term
 
 
 @dataclass
@@ -103,24 +105,41 @@ class TrainerConfig:
     ckpt_dir: Optional[str] = None  # default: <log_dir>/<exp_name>/checkpoints
     keep_last_k: int = 5  # periodic checkpoints kept
     early_stop_patience: int = 20  # validations without improvement before stopping (0 = off)
+    early_stop_min_delta: float = 0.0  # val/mse_v must fall by more than this to count as an improvement
     log_every_steps: int = 10  # step-level TensorBoard scalars every N steps
     val_seed: int = 2024  # seed of the fixed (t, noise) draw used by val/mse_v
     progress: bool = True  # show a progress bar per epoch
+    resume: Optional[str] = None  # checkpoint to continue from, as --resume (empty = start fresh)
 
 
 @dataclass
 class VizConfig:
-    num_samples: int = 8  # waveforms generated per sampling round
+    num_samples: int = 8  # generated waveforms shown per sampling round
+    num_reference_plots: int = 8  # validation recordings shown in the reference figure
     plot_spectrogram: bool = True  # also log spectrogram figures
+    max_spectrogram_plots: int = 8  # panels per spectrogram figure (at most num_samples)
+    figsize: Optional[list[float]] = None  # (width, height) inches of every figure; default: sized per panel
 
 
 @dataclass
 class AdvancedConfig:
     cfg_dropout_prob: float = 0.1  # per-sample probability of the null condition
-    lr_scheduler: Literal["cosine", "constant"] = "cosine"  # lr after warm-up: cosine decay or constant
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"  # lr after warm-up: decay shape or constant
     lr_warmup_steps: int = 1000  # linear warm-up steps
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
     torch_threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    val_sample_cfg_scales: list[float] = field(default_factory=list)  # more CFG scales scored: sample_cfg<s>/*
+
+
+@dataclass
+class LoggingConfig:
+    log_parameter_histograms: bool = False  # a TensorBoard histogram of every weight each epoch (params/*)
+
+
+@dataclass
+class ReproducibilityConfig:
+    deterministic: bool = False  # deterministic torch kernels (slower); with the seeds, reruns match exactly
+    benchmark: bool = False  # cuDNN autotuning on CUDA (faster convolutions, not deterministic)
 
 
 @dataclass
@@ -138,6 +157,8 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     viz: VizConfig = field(default_factory=VizConfig)
     advanced: AdvancedConfig = field(default_factory=AdvancedConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    reproducibility: ReproducibilityConfig = field(default_factory=ReproducibilityConfig)
 
     @property
     def run_dir(self) -> Path:

@@ -2,13 +2,14 @@
 
 A value is checked against its dataclass annotation: Optional, Literal (allowed values
 listed), lists element by element, ints accepted for floats (and YAML 1.1's "1e-4" string),
-never a bool for an int. Unknown keys are rejected with the closest valid name.
+never NaN or inf for a float, never a bool for an int. Unknown keys are rejected with the closest valid name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -66,13 +67,21 @@ def coerce(value: Any, tp: Any, key: str, voice: Voice, section: Section | None 
         if not isinstance(value, dict):
             raise UserError(f"{voice.name(key)} must be a dict, got {value!r}")
         return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return _finite_float(value, key, voice)
     if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     raise UserError(f"{voice.name(key)} must be of type {tp.__name__}, got {value!r}")
+
+
+def _finite_float(value: int | float | str, key: str, voice: Voice) -> float:
+    """A float from a number or a numeric string (YAML 1.1 reads "1e-4" as a string); NaN and inf refused."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise UserError(f"{voice.name(key)} must be of type float, got {value!r}") from None
+    except OverflowError:  # an int beyond float's range
+        number = math.inf
+    if not math.isfinite(number):
+        raise UserError(f"{voice.name(key)} must be a finite number, got {value!r}")
+    return number

@@ -5,6 +5,8 @@ log1p, then every column is standardised. FMP's tail reaches ~1500; age spans 0�
 the brainstem matures within the first ~2, so linearly scaled ages would crowd every infant into
 3% of the input range (log1p gives 0–2 years a quarter of it). Works on numpy arrays and
 torch tensors; `state_dict()` holds plain floats and lists (torch.load weights_only=True).
+It also keeps the train split's raw per-column min/max, so a generator can say when a condition
+lies outside what the model saw (checkpoints written before that have none and say nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from ..config import STATIC_NAMES
 from ..errors import UserError
+from ..physiology.ranges import CONDITIONS
 
 STD_FLOOR = 1e-6  # a constant column (e.g. one intensity only) encodes to 0, not inf
 LOG1P_STATIC = ("age", "fmp")  # compressed before standardising in every new fit
@@ -31,12 +34,15 @@ class Normaliser:
     static_mean: list[float]
     static_std: list[float]
     log1p_static: tuple[str, ...] = LOG1P_STATIC
+    static_min: list[float] | None = None  # the train split's raw range per column
+    static_max: list[float] | None = None
 
     @classmethod
     def fit(cls, signals: np.ndarray, static: np.ndarray) -> Normaliser:
         """Fit on the train split: signals (N, T) µV, static (N, 4) raw units."""
         signals = np.asarray(signals, dtype=np.float64)
         compressed = np.array(static, dtype=np.float64)
+        raw_min, raw_max = compressed.min(axis=0), compressed.max(axis=0)
         cols = _columns(LOG1P_STATIC)
         compressed[:, cols] = np.log1p(np.clip(compressed[:, cols], 0, None))
         return cls(
@@ -44,6 +50,8 @@ class Normaliser:
             signal_std=float(max(signals.std(), STD_FLOOR)),
             static_mean=[float(v) for v in compressed.mean(axis=0)],
             static_std=[float(max(v, STD_FLOOR)) for v in compressed.std(axis=0)],
+            static_min=[float(v) for v in raw_min],
+            static_max=[float(v) for v in raw_max],
         )
 
     def encode_signals(self, signals: Any) -> Any:
@@ -80,6 +88,8 @@ class Normaliser:
             "static_std": list(self.static_std),
             "static_names": list(STATIC_NAMES),
             "log1p_static": list(self.log1p_static),
+            **({"static_min": list(self.static_min), "static_max": list(self.static_max)}
+               if self.static_min is not None and self.static_max is not None else {}),
         }
 
     @classmethod
@@ -88,13 +98,51 @@ class Normaliser:
         if list(state.get("static_names", STATIC_NAMES)) != list(STATIC_NAMES):
             raise UserError(f"the checkpoint's normaliser has static columns {state['static_names']}, "
                             f"this abr-tune expects {list(STATIC_NAMES)}; re-train with this version")
-        return cls(
-            signal_mean=float(state["signal_mean"]),
-            signal_std=float(state["signal_std"]),
-            static_mean=[float(v) for v in state["static_mean"]],
-            static_std=[float(v) for v in state["static_std"]],
-            log1p_static=tuple(state.get("log1p_static", LEGACY_LOG1P_STATIC)),
-        )
+        try:
+            norm = cls(
+                signal_mean=float(state["signal_mean"]),
+                signal_std=float(state["signal_std"]),
+                static_mean=[float(v) for v in state["static_mean"]],
+                static_std=[float(v) for v in state["static_std"]],
+                log1p_static=tuple(state.get("log1p_static", LEGACY_LOG1P_STATIC)),
+                static_min=_floats_or_none(state.get("static_min")),
+                static_max=_floats_or_none(state.get("static_max")),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"the checkpoint's normaliser is incomplete or malformed ({type(err).__name__}: {err}); "
+                            "use a checkpoint written by abr-tune's training") from None
+        stats = [norm.signal_mean, norm.signal_std, *norm.static_mean, *norm.static_std]
+        if len(norm.static_mean) != len(STATIC_NAMES) or len(norm.static_std) != len(STATIC_NAMES) \
+                or not np.isfinite(stats).all() or norm.signal_std <= 0 or min(norm.static_std) <= 0:
+            raise UserError("the checkpoint's normaliser holds non-finite, zero or misshapen statistics; "
+                            "use a checkpoint written by abr-tune's training")
+        return norm
+
+    def untrained(self, static_raw: np.ndarray) -> list[str]:
+        """One line per condition column where `static_raw` (M, 4) leaves the train split's range.
+
+        Empty for checkpoints written before the range was kept. The model extrapolates there:
+        the result is a guess, which is why it is said.
+        """
+        if self.static_min is None or self.static_max is None:
+            return []
+        rows = np.asarray(static_raw, dtype=np.float64).reshape(-1, len(STATIC_NAMES))
+        lines = []
+        for c, name in enumerate(STATIC_NAMES):
+            lo, hi, unit = self.static_min[c], self.static_max[c], CONDITIONS[name].unit
+            below, above = rows[rows[:, c] < lo, c], rows[rows[:, c] > hi, c]
+            if not (below.size or above.size):
+                continue
+            trained = f"[{lo:.4g}, {hi:.4g}]{' ' + unit if unit else ''}"
+            if len(rows) == 1:
+                lines.append(f"{name} {rows[0, c]:.4g}{' ' + unit if unit else ''} is outside the range the model "
+                             f"was trained on, {trained}; it extrapolates there")
+                continue
+            sides = ([f"{below.size} below it, down to {below.min():.4g}"] if below.size else []) + \
+                ([f"{above.size} above it, up to {above.max():.4g}"] if above.size else [])
+            lines.append(f"{below.size + above.size} of {len(rows)} conditions have {name} outside the range the "
+                         f"model was trained on, {trained} ({'; '.join(sides)}); it extrapolates there")
+        return lines
 
     def _static_stats(self, like: Any) -> tuple[Any, Any]:
         if isinstance(like, np.ndarray):
@@ -103,6 +151,15 @@ class Normaliser:
 
         return (torch.as_tensor(self.static_mean, dtype=like.dtype, device=like.device),
                 torch.as_tensor(self.static_std, dtype=like.dtype, device=like.device))
+
+
+def _floats_or_none(values: Any) -> list[float] | None:
+    if values is None:
+        return None
+    floats = [float(v) for v in values]
+    if len(floats) != len(STATIC_NAMES):
+        raise ValueError(f"a trained range needs {len(STATIC_NAMES)} values, got {len(floats)}")
+    return floats
 
 
 def _columns(names: tuple[str, ...]) -> list[int]:

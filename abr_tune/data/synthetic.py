@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 
 from ..config import SEQUENCE_LENGTH
 from ..physiology.peaks import measure_peak
-from .arrays import ABRArrays
+from .arrays import TRUTH_SIMULATOR, ABRArrays
 
 # Waves I, II, III, IV, V. Adult click ABR at 80 dB nHL: I 1.66, III 3.82, V 5.75 ms;
 # the small waves II and IV sit between their neighbours.
@@ -136,6 +136,7 @@ def simulate(
         v_amplitude_uv=v_amp.astype(np.float32),
         response_present=present,
         clean_uv=clean.astype(np.float32),
+        truth=TRUTH_SIMULATOR,
     )
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..config import StftConfig
 
-LOG_EPS = 1e-5  # keeps log|S| finite in silent bins; signals are standardised (~unit scale)
+LOG_EPS = 1e-5  # keeps log|S| finite in silent bins; signals are standardised (~unit scale); loss.stft.eps
 
 Resolution = tuple[int, int, int]  # (n_fft, hop_length, win_length)
 
@@ -41,14 +41,15 @@ def _magnitude(x: Tensor, n_fft: int, hop: int, win: int) -> Tensor:
     return spec.abs()  # (B*C, F, frames)
 
 
-def multi_resolution_stft_loss(pred: Tensor, target: Tensor, resolutions: list[Resolution]) -> Tensor:
-    """Mean over resolutions of L1 on |STFT| + L1 on log|STFT| (hann window, float32). Inputs (B, C, T)."""
+def multi_resolution_stft_loss(pred: Tensor, target: Tensor, resolutions: list[Resolution],
+                               eps: float = LOG_EPS) -> Tensor:
+    """Mean over resolutions of L1 on |STFT| + L1 on log(|STFT| + eps) (hann window, float32). Inputs (B, C, T)."""
     pred, target = pred.float().flatten(0, 1), target.float().flatten(0, 1)  # (B*C, T)
     total = pred.new_zeros(())
     for n_fft, hop, win in resolutions:
         mag_pred, mag_tgt = _magnitude(pred, n_fft, hop, win), _magnitude(target, n_fft, hop, win)
         total = total + F.l1_loss(mag_pred, mag_tgt)
-        total = total + F.l1_loss(torch.log(mag_pred + LOG_EPS), torch.log(mag_tgt + LOG_EPS))
+        total = total + F.l1_loss(torch.log(mag_pred + eps), torch.log(mag_tgt + eps))
     return total / len(resolutions)
 
 
@@ -66,10 +67,11 @@ def diffusion_loss(
     x_start: Tensor,
     stft_weight: float,
     resolutions: list[Resolution],
+    eps: float = LOG_EPS,
 ) -> LossTerms:
     """MSE(v̂, v) + stft_weight × STFT(x̂0, x0), the weight applied once; no STFT work when the weight is 0."""
     mse_v = F.mse_loss(v_pred.float(), v.float())
     if stft_weight == 0:
         return LossTerms(total=mse_v, mse_v=mse_v, stft=mse_v.new_zeros(()))
-    stft = multi_resolution_stft_loss(x_start_pred, x_start, resolutions)
+    stft = multi_resolution_stft_loss(x_start_pred, x_start, resolutions, eps)
     return LossTerms(total=mse_v + stft_weight * stft, mse_v=mse_v, stft=stft)

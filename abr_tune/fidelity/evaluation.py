@@ -6,6 +6,7 @@ the ground truth (`fidelity.metrics`). Writes metrics.json, summary.md and figur
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,13 @@ from ..config import TrainConfig, from_dict
 from ..data import ABRArrays, load_arrays, prepare_splits
 from ..errors import UserError
 from ..formatting import finite, json_safe
-from .metrics import fidelity_metrics, oracle_metrics
-from .summary import AGREEMENT, PHYSIOLOGY, summary_markdown
+from ..physiology.ranges import CFG_SCALE, SEED_MAX, check_count, check_in_range
+from .metrics import class_metrics, fidelity_metrics, oracle_metrics, truth_description
+from .summary import AGREEMENT, PHYSIOLOGY, relative_to_oracle, summary_markdown
 
 SPLITS = ("train", "val", "test", "all")
 DEFAULT_SCALES = (1.0, 1.5, 2.0)
+MAX_REPEATS = 1000  # samples per condition: diversity needs 2, and memory grows with repeats x conditions
 
 
 @dataclass
@@ -39,12 +42,15 @@ class EvalOptions:
     def check(self) -> None:
         if self.split not in SPLITS:
             raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{self.split}'")
-        if not self.cfg_scales or min(self.cfg_scales) < 0:
-            raise UserError(f"--cfg-scale needs one or more values >= 0, got {list(self.cfg_scales)}")
-        for name, value in (("--repeats", self.repeats), ("--max-conditions", self.max_conditions),
-                            ("--steps", 1 if self.steps is None else self.steps)):
-            if value < 1:
-                raise UserError(f"{name} must be >= 1, got {value}")
+        if not self.cfg_scales:
+            raise UserError(f"--cfg-scale needs one or more values in {CFG_SCALE}")
+        for scale in self.cfg_scales:
+            check_in_range("--cfg-scale", scale, CFG_SCALE)
+        check_count("--repeats", self.repeats, 1, MAX_REPEATS)
+        check_count("--max-conditions", self.max_conditions)
+        if self.steps is not None:
+            check_count("--steps", self.steps)
+        check_count("--seed", self.seed, 0, SEED_MAX)
 
 
 @dataclass
@@ -59,16 +65,18 @@ class Generated:
 def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir: str | Path | None = None, *,
              arrays: ABRArrays | None = None, verbose: bool = True) -> dict[str, Any]:
     """Generate and score; returns the metrics.json content and writes every output when `out_dir` is given."""
-    from ..checkpoint import load_checkpoint  # torch loads here: bad options fail before it
+    from ..checkpoint import GENERATE_KEYS, load_checkpoint  # torch loads here: bad options fail before it
     from ..model import Generator
 
     o = options or EvalOptions()
     o.check()
-    state = load_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint, need=GENERATE_KEYS)
     cfg = _eval_config(state, o)
+    sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps)
     split = _load_split(cfg, o.split, arrays)
     idx = select_conditions(len(split), o.max_conditions, o.seed)
-    sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps)
+    for line in sampler.normaliser.untrained(split.static[idx]):
+        print(f"abr-tune: warning: {line}", file=sys.stderr, flush=True)
     if verbose:
         print(f"abr-tune: {len(idx)} conditions of the {o.split} split × {o.repeats} samples, DDIM "
               f"{cfg.diffusion.sample_steps} steps on {sampler.device}, CFG "
@@ -120,12 +128,14 @@ def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArray
             runs: list[Generated]) -> dict[str, Any]:
     sr = cfg.data.sample_rate_hz
     by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr) for r in runs}
+    oracle = oracle_metrics(split, idx, sr)
     return {
         "checkpoint": str(checkpoint),
         "epoch": int(state.get("epoch", 0)),
         "data": cfg.data.path if cfg.data.source == "file" else "synthetic",
-        "ground_truth": "simulator" if split.response_present is not None else
-        "marked v_latency_ms/v_amplitude_uv where present, else the peak picker on the recording",
+        "ground_truth": split.truth,  # simulator, marks or detector
+        "ground_truth_detail": truth_description(split),
+        "signal_unit": split.signal_unit,  # µV, or z for per-recording z-scored files
         "split": o.split,
         "n_conditions": int(len(idx)),
         "repeats": o.repeats,
@@ -134,8 +144,11 @@ def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArray
         "seed": o.seed,
         "seconds_per_scale": {f"{r.scale:g}": round(r.seconds, 2) for r in runs},
         "by_cfg_scale": by_scale,
-        "oracle": oracle_metrics(split, idx, sr),
+        "oracle": oracle,
+        "relative_to_oracle": relative_to_oracle(by_scale, oracle),
         "best_cfg_scale": _best_scales(by_scale),
+        "by_class": {f"{r.scale:g}": class_metrics(r.signals, split, idx, sr) for r in runs} if split.target is not None
+        else {},
     }
 
 

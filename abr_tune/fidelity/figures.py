@@ -29,8 +29,8 @@ def evaluation_figures(report: dict[str, Any], split: ABRArrays, idx: np.ndarray
     shown = shown[np.argsort(ref.static[shown, 1], kind="stable")]  # panels in intensity order
     figures = {f"waveforms_cfg{s:g}.png": waveform_grid(
         [(ref.signals[shown], "recording", REFERENCE_COLOR), (signals[0, shown], "generated", GENERATED_COLOR)],
-        ref.static[shown], sample_rate_hz, f"Generated (EMA, DDIM, CFG {s:g}) vs recorded ABRs by intensity")
-        for s, signals in runs}
+        ref.static[shown], sample_rate_hz, f"Generated (EMA, DDIM, CFG {s:g}) vs recorded ABRs by intensity",
+        unit=split.signal_unit) for s, signals in runs}
     rows = [(s, _per_waveform(signals, ref, sample_rate_hz)) for s, signals in runs]
     figures["latency_intensity.png"] = latency_intensity_figure([
         (_li_title(report["by_cfg_scale"][f"{s:g}"], s), np.tile(ref.static[:, 1], report["repeats"]),

@@ -1,7 +1,11 @@
 """Waveform metrics in physical units (µV, ms) for generated vs reference ABRs.
 
 `sample_metrics` is the fast subset train_abr logs at each sampling round (and a search
-can optimise); `fidelity_metrics` is the full physiology report of `abr_tune.evaluate`.
+can optimise); `fidelity_metrics` is the full physiology report of `abr_tune.evaluate`, and
+`class_metrics` the same per hearing-loss class. Amplitudes are in the data's unit: µV, or z
+for per-recording z-scored files (`ABRArrays.signal_unit`); the `_uv` keys then hold z units.
+Truth (`ABRArrays.truth`) is the simulator's, the file's wave V marks, or, for a file without
+marks, the detector and picker on the recordings.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import ABRArrays
+from ..data.arrays import TRUTH_MARKS, TRUTH_SIMULATOR
+from ..data.synthetic import fresh_recordings
 from ..physiology.measures import (
     clear_truth,
     detect_response,
@@ -21,6 +27,7 @@ from ..physiology.measures import (
     spectral_distance_db,
 )
 from ..physiology.peaks import pick_peaks, pick_wave_v
+from .c2st import c2st
 
 WAVES = ("I", "III", "V")
 
@@ -59,8 +66,8 @@ def sample_metrics(
     """`sample/corr`, `sample/mse_uv`, `sample/wave_v_latency_mae_ms`, `sample/wave_v_missed_frac`,
     `sample/detection_acc` and `sample/spectral_distance_db` for (N, T) µV arrays.
 
-    Detection is scored against `response_present` (ground truth, synthetic data), or,
-    when None (user files), against the same detector run on the reference recording.
+    Detection is scored against `response_present` (the simulator's truth or the file's marks),
+    or, when None (a file without marks), against the same detector run on the reference recording.
     Where `response_present` is False the reference has no wave V to compare latencies with.
     """
     if response_present is not None:
@@ -86,8 +93,8 @@ def reference_targets(ref: ABRArrays, sample_rate_hz: float) -> tuple[dict[str, 
 
     Wave V uses the marked `v_latency_ms`/`v_amplitude_uv` where finite, else the peak
     picker on the reference; waves I and III always the picker. Truth is
-    `response_present` when known (then absent rows have no targets), else the detector
-    on the reference.
+    `response_present` when known (the simulator's, or the file's marks: then absent rows
+    have no targets), else the detector on the reference.
     """
     picked = pick_peaks(ref.signals, sample_rate_hz)
     v_lat, v_amp = picked["V"]
@@ -138,7 +145,17 @@ def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray
     real = real_spread_uv(split.signals, split.static, split.patient_id, idx)
     out.update(diversity_scores(generated_uv, real))
     out["diversity_noise_floor_uv"] = float(noise_floor_uv(ref.signals, ref.static[:, 3]).mean())
+    out.update(realism(ref.signals, generated_uv[0], ref, sample_rate_hz))
     return out
+
+
+def realism(real_uv: np.ndarray, generated_uv: np.ndarray, ref: ABRArrays, sample_rate_hz: float) -> dict[str, float]:
+    """C2ST accuracy (and its 95% interval) of telling `generated_uv` from `real_uv`, row i of both having
+    the condition and patient of `ref`'s row i; NaN with fewer than two patients."""
+    if len(np.unique(ref.patient_id)) < 2:
+        return dict.fromkeys(("c2st_acc", "c2st_ci_low", "c2st_ci_high"), float("nan"))
+    result = c2st(real_uv, generated_uv, ref.static, ref.patient_id, sample_rate_hz)
+    return {"c2st_acc": result["accuracy"], "c2st_ci_low": result["ci_low"], "c2st_ci_high": result["ci_high"]}
 
 
 def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> dict[str, float | bool | None]:
@@ -164,6 +181,10 @@ def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> 
     nothing += [k for k in out if k.startswith(("wave_i_", "wave_iii_"))]
     out.update(dict.fromkeys(nothing, float("nan")))
     out["collapsed"] = None
+    # Recordings against fresh recordings of the same simulated conditions: the test's own chance level.
+    fresh = fresh_recordings(ref, seed=0, sample_rate_hz=sample_rate_hz) if ref.clean_uv is not None else None
+    out.update(realism(ref.signals, fresh, ref, sample_rate_hz) if fresh is not None else
+               dict.fromkeys(("c2st_acc", "c2st_ci_low", "c2st_ci_high"), float("nan")))
     return out
 
 
@@ -183,3 +204,33 @@ def _effects(latency: np.ndarray, truth_latency: np.ndarray, static: np.ndarray)
         "infant_delay_truth_ms": true["infant_ms"],
         "effects_n": float(rows.sum()),
     }
+
+
+TRUTH_TEXT = {
+    TRUTH_SIMULATOR: "the simulator's (response present, noise-free wave V)",
+    TRUTH_MARKS: "the file's wave V marks (response present where wave V is marked, its latency from the mark; "
+                 "a recording without a mark counts as no response)",
+}
+NO_MARKS = ("no marks in the file: the detector and the peak picker on each recording (the oracle row then "
+            "scores them against themselves)")
+
+
+def truth_description(arrays: ABRArrays) -> str:
+    """Which truth the metrics on `arrays` are scored against, for the evaluation summary."""
+    return TRUTH_TEXT.get(arrays.truth, NO_MARKS)
+
+
+def class_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray,
+                  sample_rate_hz: float) -> dict[str, dict[str, float | bool | None]]:
+    """`fidelity_metrics` per hearing-loss class of the conditions `split[idx]` ({} without `target`);
+    keyed by the class's name (the file's label encoder) with `n_conditions` added."""
+    if split.target is None:
+        return {}
+    names, classes = split.class_names or (), split.target[idx]
+    out: dict[str, dict[str, float | bool | None]] = {}
+    for c in np.unique(classes):
+        rows = classes == c
+        name = names[c] if c < len(names) else f"class {c}"
+        out[name] = {"n_conditions": float(rows.sum()),
+                     **fidelity_metrics(generated_uv[:, rows], split, idx[rows], sample_rate_hz)}
+    return out

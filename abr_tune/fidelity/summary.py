@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..data.arrays import MICROVOLT, UNIT_LABELS
 from ..physiology.measures import COLLAPSE_RATIO
 
 # (key, column title, format, better): the summary's tables and metrics.json's best_cfg_scale.
@@ -30,7 +31,23 @@ PHYSIOLOGY = (("detection_acc", "detection acc.", ".1%", "max"),
               ("infant_delay_ms", "infant delay (ms)", "+.2f", None),
               ("infant_delay_truth_ms", "truth infant", "+.2f", None),
               ("diversity_ratio", "diversity gen/real", ".2f", None),
-              ("collapsed", "collapsed", "", None))
+              ("collapsed", "collapsed", "", None),
+              ("c2st_acc", "C2ST acc.", ".3f", "min"),
+              ("c2st_ci_high", "C2ST 95% upper", ".3f", None))
+# Metrics shown divided by their oracle value (1 = as good as a recording).
+RELATIVE = (("corr", "r"), ("corr_truth", "r vs noise-free"), ("mse_uv", "MSE"),
+            ("wave_v_latency_mae_ms", "V latency MAE"), ("wave_v_amplitude_error_pct", "V amplitude error"),
+            ("detection_acc", "detection"), ("detection_acc_clear", "detection (clear)"),
+            ("li_slope_rel_error", "slope error"), ("c2st_acc", "C2ST acc."))
+
+
+def relative_to_oracle(by_scale: dict[str, dict[str, Any]], oracle: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per CFG scale, each RELATIVE metric ÷ its oracle value (None where either is missing or the oracle is 0)."""
+    def ratio(value: Any, ref: Any) -> float | None:
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (value, ref))
+        return value / ref if ok and ref else None
+
+    return {scale: {k: ratio(m.get(k), oracle.get(k)) for k, _ in RELATIVE} for scale, m in by_scale.items()}
 
 
 def summary_markdown(report: dict[str, Any]) -> str:
@@ -38,9 +55,13 @@ def summary_markdown(report: dict[str, Any]) -> str:
     lines = [f"# ABR fidelity: {report['checkpoint']}", "",
              f"Epoch {report['epoch']}, {report['split']} split of {report['data']}: {report['n_conditions']} "
              f"conditions × {report['repeats']} samples, DDIM {report['sample_steps']} steps "
-             f"(eta {report['ddim_eta']:g}), seed {report['seed']}. Ground truth: {report['ground_truth']}.", ""]
+             f"(eta {report['ddim_eta']:g}), seed {report['seed']}. Ground truth: "
+             f"{report.get('ground_truth_detail', report['ground_truth'])}. Amplitudes in {_unit_label(report)}.", ""]
     for title, columns in (("Waveform agreement and peaks", AGREEMENT), ("Physiology and diversity", PHYSIOLOGY)):
         lines += [f"## {title}", "", _table(report, columns), ""]
+    lines += ["## Relative to the oracle (generated ÷ oracle; 1 = as good as a recording)", "",
+              _relative_table(report), ""]
+    lines += _class_tables(report)
     collapsed = [s for s, m in report["by_cfg_scale"].items() if m["collapsed"]]
     if collapsed:
         lines += [f"**Collapsed generator** at CFG {', '.join(collapsed)}: repeated samples of one condition "
@@ -51,13 +72,48 @@ def summary_markdown(report: dict[str, Any]) -> str:
 
 def _table(report: dict[str, Any], columns) -> str:
     best = report["best_cfg_scale"]
-    header = "| CFG scale | " + " | ".join(title for _, title, _, _ in columns) + " |"
+    header = "| CFG scale | " + " | ".join(title.replace("µV", _unit(report)) for _, title, _, _ in columns) + " |"
     rows = [header, "|" + "---|" * (len(columns) + 1)]
     for scale, m in report["by_cfg_scale"].items():
         cells = [cell(m[k], fmt, bold=best.get(k) == float(scale)) for k, _, fmt, _ in columns]
         rows.append(f"| {scale} | " + " | ".join(cells) + " |")
     rows.append("| oracle | " + " | ".join(cell(report["oracle"][k], fmt) for k, _, fmt, _ in columns) + " |")
     return "\n".join(rows)
+
+
+def _relative_table(report: dict[str, Any]) -> str:
+    rows = ["| CFG scale | " + " | ".join(title for _, title in RELATIVE) + " |", "|" + "---|" * (len(RELATIVE) + 1)]
+    for scale, m in report.get("relative_to_oracle", {}).items():
+        rows.append(f"| {scale} | " + " | ".join(cell(m.get(k), ".2f") for k, _ in RELATIVE) + " |")
+    return "\n".join(rows)
+
+
+# The per-class tables' columns (a file with a hearing-loss `target`).
+CLASS_COLUMNS = ("corr", "mse_uv", "wave_v_latency_mae_ms", "wave_v_found_frac", "detection_acc",
+                 "detection_sensitivity", "detection_specificity", "diversity_ratio")
+
+
+def _class_tables(report: dict[str, Any]) -> list[str]:
+    """Per CFG scale, one row per hearing-loss class (names from the file's label encoder)."""
+    columns = [c for c in (*AGREEMENT, *PHYSIOLOGY) if c[0] in CLASS_COLUMNS]
+    lines = []
+    for scale, by_class in report.get("by_class", {}).items():
+        titles = " | ".join(title.replace("µV", _unit(report)) for _, title, _, _ in columns)
+        lines += [f"## By hearing-loss class, CFG {scale}", "", f"| class | conditions | {titles} |",
+                  "|" + "---|" * (len(columns) + 2)]
+        lines += [f"| {name} | {m['n_conditions']:.0f} | " + " | ".join(cell(m[k], fmt) for k, _, fmt, _ in columns)
+                  + " |" for name, m in by_class.items()]
+        lines.append("")
+    return lines
+
+
+def _unit(report: dict[str, Any]) -> str:
+    return report.get("signal_unit", MICROVOLT)
+
+
+def _unit_label(report: dict[str, Any]) -> str:
+    unit = _unit(report)
+    return f"{UNIT_LABELS.get(unit, unit)}{'' if unit == MICROVOLT else ': the file holds no µV'}"
 
 
 def cell(value: Any, fmt: str, bold: bool = False) -> str:
@@ -90,6 +146,13 @@ _DEFINITIONS = """## What the numbers mean
   conditions; **slope error**: |generated − truth| / |truth|.
 - **diversity gen/real**: spread of repeated samples of one condition over the spread of recordings
   of different patients with the nearest condition; **collapsed** when below the threshold above.
+- **C2ST** (classifier two-sample test, `abr_tune/fidelity/c2st.py`): the held-out accuracy, with its
+  95% interval, of a fixed logistic regression trained to tell one generated waveform per condition
+  from the recording of that condition (patient-grouped 5-fold cross-validation); 0.5 = the two
+  cannot be told apart. The oracle row (synthetic data) tells recordings from fresh simulated
+  recordings of the same conditions: the test's own chance level.
+- **Relative to the oracle**: each metric divided by the oracle row's value: r and detection want 1
+  (higher is better up to the ceiling), errors and the C2ST accuracy want 1 from above.
 
 Best value per column in bold. Figures: `waveforms_cfg<scale>.png`, `latency_intensity.png`,
 `error_histograms.png`.

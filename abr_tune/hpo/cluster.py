@@ -7,6 +7,7 @@ import errno
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +15,7 @@ from ..errors import UserError
 from .space import SearchSpace
 
 ADDRESS_TIMEOUT_S = 3.0
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's switch for its single-node, loopback-only mode
 
 
 def check_local_resources(space: SearchSpace) -> None:
@@ -96,6 +98,38 @@ def _discover_auto() -> str:
                     "`ray start --head`, or leave out --address to start a local one")
 
 
+def check_ray_home() -> None:
+    """Before starting a local Ray: Ray 2.60 creates its token file ~/.ray/auth_token on first
+    start, and a HOME it cannot write to fails deep inside ray.init."""
+    given = any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"))
+    token = Path.home() / ".ray" / "auth_token"
+    if given or os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or token.is_file():
+        return
+    try:
+        token.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=token.parent).close()
+    except OSError as err:
+        raise UserError(f"Ray must create its token file {token} but cannot write to {token.parent} "
+                        f"({err.strerror or err}); set HOME to a writable directory or fix its permissions") from None
+
+
+def confine_to_loopback() -> None:
+    """Every service of the local Ray on 127.0.0.1, not only the dashboard.
+
+    Ray binds its GCS, raylet, workers, agents and metrics endpoints to all interfaces or the
+    node's routable IP unless the node IP is loopback, and turns a requested 127.0.0.1 back into
+    the routable IP; only its single-node mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when
+    ray is imported) keeps 127.0.0.1. The driver has imported ray by now: set the constant that
+    import produced, and the variable for every process Ray starts. An explicit value is kept.
+    The setting lasts for this process, which is the search's.
+    """
+    os.environ.setdefault(SINGLE_NODE_ENV, "0")
+    if os.environ[SINGLE_NODE_ENV] == "0":
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read by services.get_node_ip_address() at ray.init
+
+
 def start_ray(args: argparse.Namespace, address: Optional[str]) -> None:
     import ray
 
@@ -103,6 +137,7 @@ def start_ray(args: argparse.Namespace, address: Optional[str]) -> None:
         if args.dashboard_host not in ("127.0.0.1", "localhost"):
             print(f"abr-tune: warning: the Ray dashboard listens on {args.dashboard_host}; "
                   "anyone who can reach its port can run code on this machine", file=sys.stderr)
+        confine_to_loopback()
         ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host,
                        dashboard_port=args.dashboard_port)
     else:

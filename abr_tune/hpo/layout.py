@@ -4,7 +4,9 @@
     <experiment>/optuna.db             the Optuna study (SQLite)
     <experiment>/search_summary.json   every trial's record, the best and the reference trial
     <experiment>/best_config.yaml      a complete train config of the best trial
-    <experiment>/retrain/              where best_config.yaml trains
+    <experiment>/retrain/              where best_config.yaml trains (retrain_<id>/ for --trial ID)
+    <experiment>/confirm/              the confirmation runs: the top K and the base config over seeds
+    <experiment>/transfer/             retrain --top K: full-length runs and transfer.json
     <experiment>/report/               summary.md, index.html and figures
     <experiment>/trial_<id>_<params>/  a trial: train_summary.json, train/ (its run: TensorBoard, checkpoints)
 """
@@ -23,6 +25,9 @@ STUDY_FILE = "optuna.db"
 SUMMARY_FILE = "search_summary.json"
 BEST_CONFIG_FILE = "best_config.yaml"
 RETRAIN_DIR = "retrain"
+CONFIRM_DIR = "confirm"  # the confirmation stage's Tune experiment (top K and the base over seeds)
+TRANSFER_DIR = "transfer"  # retrain --top K: the full-length runs and their comparison
+TRANSFER_FILE = "transfer.json"
 REPORT_DIR = "report"
 TRIAL_SUMMARY_FILE = "train_summary.json"  # train_abr's summary, written in each finished trial dir
 TRIAL_RUN = "train"  # each trial's train_abr run: <trial dir>/train/
@@ -41,6 +46,10 @@ class Experiment:
     space: SearchSpace
     name: str
     storage_path: str  # absolute local path or URI
+    study_name: str = ""  # the Optuna study's name: the name the experiment was created with
+
+    def __post_init__(self) -> None:
+        self.study_name = self.study_name or self.name
 
     @property
     def path(self) -> str:

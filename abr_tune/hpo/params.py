@@ -163,10 +163,32 @@ def parse_params(raw: Any) -> tuple[Param, ...]:
             if p.when.key in later:
                 raise UserError(f"params.{p.name}.when names '{p.when.key}', which is not a param "
                                 "declared before it; move it above")
+            _check_numeric(p.when, params[:i], f"params.{p.name}.when")
         if seen & set(p.keys):
             raise UserError(f"params: key {sorted(seen & set(p.keys))[0]!r} is searched twice")
         seen |= set(p.keys)
     return params
+
+
+def _check_numeric(when: Condition, earlier: tuple[Param, ...], where: str) -> None:
+    """A condition compares numbers: the key it reads must hold one in every trial."""
+    param = next((p for p in earlier if when.key in p.keys), None)
+    if param is None:
+        values = [get_key(TrainConfig(), when.key)]
+    elif param.dist == "choice":
+        column = param.keys.index(when.key)
+        values = [v[column] if len(param.keys) > 1 else v for v in param.values]
+    else:
+        return
+    bad = [v for v in values if not is_number(v)]
+    if bad:
+        raise UserError(f"{where}: '{when}' reads '{when.key}', which can be {bad[0]!r}, not a number; "
+                        "a condition compares a numeric key with a number")
+
+
+def is_number(value: Any) -> bool:
+    """What a condition can compare: int, float or bool (True is 1), finite."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _parse_param(name: str, spec: Any) -> Param:
@@ -230,6 +252,9 @@ def _check_range(dist: str, low: float, high: float, q: Optional[float], where: 
         raise UserError(f"{where}: {dist} needs a step q > 0")
     if dist == "int" and q is not None and (q < 1 or not float(q).is_integer()):
         raise UserError(f"{where}: the step q of an int must be a whole number >= 1, got {q!r}")
+    if dist in ("int", "qloguniform") and q is not None and q > high - low:
+        raise UserError(f"{where}: the step q ({q:g}) exceeds the range high - low ({high - low:g}), so only "
+                        "one value would be searched; lower q or widen the range")
     if dist in ("uniform", "loguniform", "logint") and q is not None:
         raise UserError(f"{where}: {dist} takes no q; use the q-variant (quniform, qloguniform) or int")
     if dist == "quniform" and not _multiple(high - low, q):

@@ -4,17 +4,20 @@ everything a user can get wrong checked first."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
-from .layout import SPACE_FILE, Experiment
+from .layout import SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
 from .space import METRIC_MODES, SearchSpace
-from .space_file import check_settings, load_space
+from .space_file import check_settings, load_space, refuse_searched
+from .study import study_name
 
 # --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
 SMOKE_OVERRIDES = {
@@ -38,16 +41,41 @@ def plan_new(args: argparse.Namespace) -> Experiment:
         searched = {k for p in space.params for k in p.keys}
         base = apply_overrides(base, {k: v for k, v in SMOKE_OVERRIDES.items() if k not in searched})
     if args.override:
-        base = apply_overrides(base, parse_overrides(args.override))
+        overrides = parse_overrides(args.override)
+        refuse_searched(overrides, space, "--override")
+        base = apply_overrides(base, overrides)
     base_cfg = from_dict(_absolute_data_path(base))
     space = _apply_flags(space, args, base_cfg)
     space.check(base_cfg.to_dict(), seed=space.search.seed)
     name = args.name or f"{Path(args.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = Experiment(space, _check_name(name), _storage_path(args.storage_path))
     if exp.local_dir is not None and exp.local_dir.exists():
-        raise UserError(f"experiment '{exp.path}' already exists; pass --resume {exp.path} to continue it "
-                        "or --name to start a new one")
+        raise _exists(exp)
     return exp
+
+
+def claim(exp: Experiment) -> None:
+    """Create the experiment directory, failing if it exists: the lock that keeps two searches
+    started with the same --name apart (the check in plan_new alone races)."""
+    if exp.local_dir is None:
+        return
+    exp.local_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        exp.local_dir.mkdir()
+    except FileExistsError:
+        raise _exists(exp) from None
+
+
+def _exists(exp: Experiment) -> UserError:
+    return UserError(f"experiment '{exp.path}' already exists; pass --resume {exp.path} to continue it "
+                     "or --name to start a new one")
+
+
+def release(exp: Experiment) -> None:
+    """Undo `claim` when the search failed before writing anything into the directory."""
+    if exp.local_dir is not None:
+        with contextlib.suppress(OSError):  # not empty: something was written, keep it
+            exp.local_dir.rmdir()
 
 
 def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainConfig) -> SearchSpace:
@@ -105,13 +133,46 @@ def plan_resume(args: argparse.Namespace) -> Experiment:
     if not (path / SPACE_FILE).is_file() or not _can_restore(path):
         raise UserError(f"'{args.resume}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
                         "pass the experiment directory printed when the search started")
+    problem = tune_state_problem(path)
+    if problem:
+        raise UserError(f"{problem}; this search cannot be resumed. Its finished trials are kept in {STUDY_FILE} "
+                        "and their trial directories; start a new search with --space")
     fixed = [f for f in ("space", "num_samples", "max_concurrent", "max_epochs", "cpus_per_trial", "gpus_per_trial",
                          "override", "metric", "seed", "name") if getattr(args, f) is not None]
     if fixed or args.smoke_test:
         shown = ", ".join("--" + f.replace("_", "-") for f in fixed + (["smoke_test"] if args.smoke_test else []))
         raise UserError(f"{shown} cannot change a search being resumed; it continues with the settings in "
                         f"{path / SPACE_FILE}")
-    return Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent))
+    return Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent),
+                      study_name=study_name(path / STUDY_FILE, path.name))
+
+
+def finished(exp: Experiment) -> Optional[str]:
+    """What to tell a user who resumes a search that has finished (None when it has not)."""
+    try:
+        summary = json.loads((Path(exp.path) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):  # never finished, or its summary is unreadable: Tune's state decides
+        return None
+    if summary.get("interrupted", True):
+        return None
+    return (f"abr-tune: experiment '{exp.path}' already finished ({summary.get('num_trials')} trials); "
+            f"nothing to resume. Its results: {exp.path}/{SUMMARY_FILE}; start another search with --space")
+
+
+def tune_state_problem(path: Path) -> Optional[str]:
+    """What is wrong with Tune's newest experiment state in `path`, or None when it reads.
+
+    Tune rewrites it in place: a full disk can cut it short, and Tune, failing to read it on
+    restore, would start the search again from scratch in the same directory.
+    """
+    states = sorted(path.glob("experiment_state-*.json"))
+    if not states:
+        return f"'{path}' holds no Tune experiment state (experiment_state-*.json)"
+    try:
+        json.loads(states[-1].read_text())
+    except (OSError, ValueError) as err:
+        return f"Tune's state file {states[-1]} is damaged ({type(err).__name__}: cut short by a full disk?)"
+    return None
 
 
 def _can_restore(path: Path) -> bool:

@@ -43,7 +43,16 @@ def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace
         kwargs[name] = value
     space = SearchSpace(**kwargs)
     check_settings(space)
+    refuse_searched(space.overrides, space, "overrides")
     return space
+
+
+def refuse_searched(overrides: dict[str, Any], space: SearchSpace, where: str) -> None:
+    """A fixed value for a searched key would be replaced in every trial: refuse it rather than lose it."""
+    searched = sorted({k for p in space.params for k in p.keys} & set(overrides))
+    if searched:
+        raise UserError(f"{where} sets '{searched[0]}', which is searched by the space; remove it from {where} "
+                        "or from params")
 
 
 def _find_base(value: Any, path: Optional[Path]) -> Path:

@@ -79,7 +79,7 @@ def _summary(exp: Experiment, trials: list[TrialRecord], best: Optional[TrialRec
     reference = next((t for t in trials if t.is_reference), None)
     return {
         "name": exp.name, "experiment_dir": exp.path, "metric": exp.space.metric, "mode": exp.space.mode,
-        "study": {"storage": f"sqlite:///{exp.study_db}", "study_name": exp.name},
+        "study": {"storage": f"sqlite:///{exp.study_db}", "study_name": exp.study_name},
         "wall_time_sec": round(wall_time_sec, 1), "resumed": resumed,
         "num_trials": len(trials), "num_stopped_early": sum(t.stopped_early for t in trials),
         "max_epochs": exp.space.scheduler.max_t,

@@ -29,7 +29,8 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+
+    from .searcher import ExperimentSearchGenerator, OptunaStudySearch
 
     s = exp.space
     s.bind(from_dict(s.base))
@@ -38,10 +39,11 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
     else:
         sampler = optuna.samplers.RandomSampler(seed=s.search.seed)
     exp.study_db.parent.mkdir(parents=True, exist_ok=True)
-    searcher = OptunaSearch(
-        space=s.define_by_run, metric=s.metric, mode=s.mode, sampler=sampler, study_name=exp.name,
-        storage=optuna.storages.RDBStorage(f"sqlite:///{exp.study_db}"),
+    searcher = OptunaStudySearch(
+        db_path=exp.study_db, max_t=s.scheduler.max_t,
+        space=s.define_by_run, metric=s.metric, mode=s.mode, sampler=sampler, study_name=exp.study_name,
         points_to_evaluate=s.points_to_evaluate(from_dict(s.base)) or None)
+    search_alg = ExperimentSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent))
     # ASHA times trials in epochs; stop_last_trials=False: reaching max_t alone stops nothing,
     # trials end when train_abr returns (trainer.max_epochs = max_t).
     scheduler = ASHAScheduler(time_attr="epoch", max_t=s.scheduler.max_t, grace_period=s.scheduler.grace_period,
@@ -49,7 +51,7 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
     return tune.Tuner(
         trainable(s, arrays),
         tune_config=tune.TuneConfig(
-            metric=s.metric, mode=s.mode, search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+            metric=s.metric, mode=s.mode, search_alg=search_alg,
             scheduler=scheduler, num_samples=s.num_samples, trial_name_creator=trial_name,
             # A finished trial's worker runs the next one: torch, the package and its first
             # optimizer (which imports torch._dynamo) are loaded once per worker, ~2.6 s a trial.
@@ -76,6 +78,7 @@ def _fmt(value: Any) -> str:
 
 def run_config(exp: Experiment) -> Any:
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     return tune.RunConfig(
         name=exp.name, storage_path=exp.storage_path,
@@ -83,7 +86,10 @@ def run_config(exp: Experiment) -> Any:
                                                 checkpoint_score_order=exp.space.mode),
         failure_config=tune.FailureConfig(max_failures=2), verbose=1,
         # Trial dirs (TensorBoard logs, train_summary.json) reach storage from any node.
-        sync_config=tune.SyncConfig(sync_artifacts=True))
+        sync_config=tune.SyncConfig(sync_artifacts=True),
+        # progress.csv and result.json, which ExperimentAnalysis reads; no Tune TensorBoard logger
+        # (search.py turns the automatic ones off): each trial's own run logs to TensorBoard.
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback()])
 
 
 def load_data(space: SearchSpace) -> Any:
@@ -115,7 +121,8 @@ def tune_trials(exp: Experiment) -> dict[str, Any]:
 
 
 def write_space(exp: Experiment) -> None:
-    print(f"Experiment: {exp.path}\nOptuna study: {exp.study_db} (study '{exp.name}')", flush=True)
+    print(f"Experiment: {exp.path}\nTensorBoard: tensorboard --logdir {exp.path}\n"
+          f"Optuna study: {exp.study_db} (study '{exp.study_name}')", flush=True)
     text = "# Resolved search space of this experiment (flags applied); --resume reads it.\n"
     text += yaml.safe_dump(exp.space.to_dict(), sort_keys=False)
     if exp.local_dir is None:
@@ -126,6 +133,6 @@ def write_space(exp: Experiment) -> None:
         with fs.open_output_stream(f"{root}/{SPACE_FILE}") as out:
             out.write(text.encode())
         return
-    exp.local_dir.mkdir(parents=True)
+    exp.local_dir.mkdir(parents=True, exist_ok=True)  # claimed (created empty) by the planning
     (exp.local_dir / SPACE_FILE).write_text(text)
 

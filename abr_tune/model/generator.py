@@ -16,13 +16,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import GENERATE_KEYS, load_checkpoint, require
 from ..config import TrainConfig, from_dict
 from ..data import Normaliser
 from ..diffusion import Schedule, ddim_sample
+from ..errors import UserError
 from .build import autocast_factory, build_model, resolve_device
 
 GENERATE_BATCH = 512  # waveforms per DDIM call: bounds memory whatever the number asked for
+def _ema_model(cfg: TrainConfig, state: dict[str, Any], device: torch.device) -> torch.nn.Module:
+    """The model with the checkpoint's EMA weights; EMA state that does not fit the model is a UserError."""
+    try:
+        return build_model(cfg, state, device, use_ema=True)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:  # EMA.load_state_dict: missing shadow, other names
+        raise UserError(f"the checkpoint's ema does not fit its model ({type(err).__name__}: {err}); "
+                        "pass a checkpoint written by abr-tune's training, e.g. a run's _best.pt") from None
 
 
 @torch.no_grad()
@@ -51,6 +61,7 @@ class Generator:
     autocast: Callable[[], Any]
     device: torch.device
     epoch: int = 0
+    signal_unit: str = "µV"  # "z" for a model trained on per-recording z-scored signals
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | dict[str, Any], *, config: TrainConfig | None = None,
@@ -61,7 +72,11 @@ class Generator:
         `sample_steps` (capped at the training steps) and `eta` override the config's DDIM settings;
         `device` its device (e.g. "auto" to use this machine's GPU whatever the run used).
         """
-        state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        if isinstance(checkpoint, dict):
+            state = checkpoint
+            require(state, GENERATE_KEYS)
+        else:
+            state = load_checkpoint(checkpoint, need=GENERATE_KEYS)
         cfg = config or from_dict(state["config"])
         if sample_steps is not None:
             cfg.diffusion.sample_steps = min(sample_steps, cfg.diffusion.num_train_steps)
@@ -69,24 +84,33 @@ class Generator:
             cfg.diffusion.ddim_eta = eta
         if device is not None:
             cfg.device = device
+        normaliser = Normaliser.from_state_dict(state["normaliser"])
         where = resolve_device(cfg.device)
-        return cls(cfg, build_model(cfg, state, where, use_ema=True), Normaliser.from_state_dict(state["normaliser"]),
-                   Schedule.cosine(cfg.diffusion.num_train_steps).to(where), autocast_factory(cfg, where), where,
-                   int(state.get("epoch", 0)))
+        schedule = Schedule.cosine(cfg.diffusion.num_train_steps).to(where)
+        return cls(cfg, _ema_model(cfg, state, where), normaliser, schedule, autocast_factory(cfg, where), where,
+                   int(state.get("epoch", 0)), str(state.get("signal_unit", "µV")))
 
     def encode(self, static_raw: np.ndarray) -> torch.Tensor:
         """Raw (M, 4) conditions → the model's normalised inputs on its device."""
         return torch.as_tensor(self.normaliser.encode_static(static_raw), dtype=torch.float32, device=self.device)
 
     def generate(self, static_raw: np.ndarray, repeats: int = 1, cfg_scale: float | None = None,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, progress: Callable[[int], None] | None = None) -> np.ndarray:
         """(K, M, T) µV: K = `repeats` samples per raw (M, 4) condition; the same noise at every CFG scale.
 
         Rows are repeat-major (row k*M + m is repeat k of condition m) and generated in batches of
-        GENERATE_BATCH, batch i seeded with `seed + i`.
+        GENERATE_BATCH, batch i seeded with `seed + i`; `progress(n)` is called after each batch of n.
+        Only the float32 result and one batch's model tensors are held: memory grows with K*M*T*4 bytes.
         """
         tiled = self.encode(static_raw).repeat(repeats, 1)
-        chunks = [generate_uv(self.model, self.schedule, tiled[lo : lo + GENERATE_BATCH], self.cfg, self.normaliser,
-                              seed + i, self.autocast, cfg_scale=cfg_scale)
-                  for i, lo in enumerate(range(0, len(tiled), GENERATE_BATCH))]
-        return np.concatenate(chunks).reshape(repeats, len(static_raw), -1)
+        out: np.ndarray | None = None
+        for i, lo in enumerate(range(0, len(tiled), GENERATE_BATCH)):
+            batch = tiled[lo : lo + GENERATE_BATCH]
+            uv = generate_uv(self.model, self.schedule, batch, self.cfg, self.normaliser, seed + i, self.autocast,
+                             cfg_scale=cfg_scale)
+            if out is None:  # filled in place: no list of batches and no concatenated copy
+                out = np.empty((len(tiled), uv.shape[-1]), dtype=np.float32)
+            out[lo : lo + len(batch)] = uv
+            if progress is not None:
+                progress(len(batch))
+        return out.reshape(repeats, len(static_raw), -1)

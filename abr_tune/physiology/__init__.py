@@ -1,2 +1,3 @@
-"""Measures of ABR physiology on waveforms: the peak picker (`peaks`) and detection, latency effects,
-spread and spectra (`measures`). Pure numpy; the simulator and the fidelity metrics both use them."""
+"""ABR physiology: the peak picker (`peaks`), detection, latency effects, spread and spectra
+(`measures`), and the physical range of every condition and sampling number (`ranges`).
+Pure numpy; the simulator, the CLIs and the fidelity metrics use them."""

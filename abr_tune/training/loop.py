@@ -20,11 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointManager, load_checkpoint, save_atomic
+from ..checkpoint import CheckpointManager, save_atomic
 from ..config import TrainConfig, from_dict
 from ..data import ABRArrays, pick_reference_indices
 from ..errors import UserError
+from . import reproducibility
 from .callbacks import CHECKPOINT_FILE, Reporter, StopRun
+from .placement import check_writable
+from .resume import load_resume_state
 from .state import Run, samples_per_epoch, setup_run
 from .step import Diverged, train_epoch
 from .tensorboard import RunLogger
@@ -35,7 +38,8 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
               arrays: ABRArrays | None = None, resume_from: str | Path | None = None) -> dict[str, Any]:
     """Train the ABR diffusion model; return a summary (best val/mse_v, best epoch, checkpoint paths, status)."""
     cfg = config if isinstance(config, TrainConfig) else from_dict(config)
-    resume_state = _resume_state(reporter, resume_from)
+    resume_state = load_resume_state(cfg, reporter, _resume_from(cfg, reporter, resume_from))
+    check_writable(cfg)
     ckpts = CheckpointManager(cfg.checkpoint_dir, cfg.exp_name, cfg.trainer.keep_last_k)
     if resume_state is None and reporter is None:
         _refuse_to_overwrite(ckpts)
@@ -44,8 +48,10 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())
     logger = RunLogger(cfg.run_dir, purge_step=run.step + 1 if resume_state else None)
-    sample_idx = pick_reference_indices(run.val.arrays, max(cfg.viz.num_samples, 32), cfg.trainer.val_seed)
+    sample_idx = pick_reference_indices(run.val.arrays, max(cfg.viz.num_samples, cfg.viz.num_reference_plots, 32),
+                                        cfg.trainer.val_seed)
     status = "completed"
+    restore_flags = reproducibility.apply(cfg.reproducibility)
     try:
         status = _loop(run, ckpts, logger, reporter, sample_idx)
     except StopRun as stop:  # after the last epoch, a stop changes nothing: the run completed
@@ -57,6 +63,7 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
                   f"resume with: python -m abr_tune.train --resume {ckpts.last_path}")
     finally:
         logger.close()
+        restore_flags()
     return _summary(run, ckpts, status)
 
 
@@ -80,6 +87,8 @@ def _loop(run: Run, ckpts: CheckpointManager, logger: RunLogger, reporter: Repor
         metrics["epoch/time_sec"] = time.perf_counter() - started
         run.history.append(metrics)
         logger.epoch_scalars(run.epoch, run.step, metrics)
+        if cfg.logging.log_parameter_histograms:
+            logger.parameter_histograms(run.epoch, run.model)
         _save(run, ckpts, improved, reporter, metrics)
         _say(cfg, _epoch_line(run, metrics, improved))
         if cfg.trainer.early_stop_patience and run.bad_validations >= cfg.trainer.early_stop_patience:
@@ -95,7 +104,7 @@ def _validate(run: Run, metrics: dict[str, float]) -> bool:
     with run.ema.swap_into(run.model):
         value = mse_v(run.model, run.schedule, run.val, run.val_draw, 4 * run.cfg.loader.batch_size, run.autocast)
     metrics["val/mse_v"] = value
-    if value < run.best_metric:
+    if value < run.best_metric - run.cfg.trainer.early_stop_min_delta:  # inf - delta is inf: the first one improves
         run.best_metric, run.best_epoch, run.bad_validations = value, run.epoch, 0
         return True
     run.bad_validations += 1
@@ -103,12 +112,20 @@ def _validate(run: Run, metrics: dict[str, float]) -> bool:
 
 
 def _sample(run: Run, logger: RunLogger, sample_idx, metrics: dict[str, float]) -> None:
+    """DDIM sample metrics at diffusion.cfg_scale and at each advanced.val_sample_cfg_scales (sample_cfg<s>/*)."""
+    cfg = run.cfg
     with run.ema.swap_into(run.model):
-        sampled, generated = sample_round(run.model, run.schedule, run.val, sample_idx, run.cfg, run.normaliser,
+        sampled, generated = sample_round(run.model, run.schedule, run.val, sample_idx, cfg, run.normaliser,
                                           run.autocast)
+        for scale in cfg.advanced.val_sample_cfg_scales:
+            extra, _ = sample_round(run.model, run.schedule, run.val, sample_idx, cfg, run.normaliser, run.autocast,
+                                    cfg_scale=scale)
+            metrics.update({f"sample_cfg{scale:g}/{key.partition('/')[2]}": v for key, v in extra.items()})
     metrics.update(sampled)
-    shown = np.linspace(0, len(sample_idx) - 1, min(run.cfg.viz.num_samples, len(sample_idx))).round().astype(int)
-    logger.sample_figures(run.epoch, generated[shown], run.val.arrays.subset(sample_idx[shown]), run.cfg)
+    shown, recorded = (np.linspace(0, len(sample_idx) - 1, min(k, len(sample_idx))).round().astype(int)
+                       for k in (cfg.viz.num_samples, cfg.viz.num_reference_plots))
+    logger.sample_figures(run.epoch, generated[shown], run.val.arrays.subset(sample_idx[shown]), cfg,
+                          run.val.arrays.subset(sample_idx[recorded]))
 
 
 def _save(run: Run, ckpts: CheckpointManager, improved: bool, reporter: Reporter | None,
@@ -145,11 +162,14 @@ def _diverged(run: Run, ckpts: CheckpointManager, reporter: Reporter | None) -> 
 
 # ---------------------------------------------------------------- helpers
 
-def _resume_state(reporter: Reporter | None, resume_from: str | Path | None) -> dict | None:
-    if resume_from is not None:
-        return load_checkpoint(resume_from)
-    restore = reporter.restore_dir() if reporter is not None else None
-    return load_checkpoint(Path(restore) / CHECKPOINT_FILE) if restore else None
+def _resume_from(cfg: TrainConfig, reporter: Reporter | None, resume_from: str | Path | None) -> str | Path | None:
+    """--resume (`resume_from`), else trainer.resume: a single run's; a search continues its trials itself."""
+    if resume_from is not None or not cfg.trainer.resume:
+        return resume_from
+    if reporter is not None:
+        raise UserError("trainer.resume is for a single training run; a search continues its trials with "
+                        "python -m abr_tune.search --resume EXPERIMENT; remove trainer.resume from the base config")
+    return cfg.trainer.resume
 
 
 def _refuse_to_overwrite(ckpts: CheckpointManager) -> None:

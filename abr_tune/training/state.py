@@ -13,13 +13,13 @@ import torch
 from ..config import TrainConfig
 from ..data import ABRArrays, Normaliser, prepare_splits
 from ..diffusion import Schedule
-from ..errors import UserError
+from ..errors import UserError, notice
 from ..model import EMA, ABRTransformer, autocast_factory, load_model_weights, resolve_device
 from .validation import FixedDraw, SplitTensors
 
 
 def lr_multiplier(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
-    """Linear warm-up for lr_warmup_steps, then cosine decay to min_lr_ratio (or constant)."""
+    """Linear warm-up for lr_warmup_steps, then cosine or linear decay to min_lr_ratio (or constant)."""
     warmup, floor = cfg.advanced.lr_warmup_steps, cfg.advanced.min_lr_ratio
 
     def multiplier(step: int) -> float:
@@ -28,6 +28,8 @@ def lr_multiplier(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
         if cfg.advanced.lr_scheduler == "constant":
             return 1.0
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        if cfg.advanced.lr_scheduler == "linear":
+            return floor + (1 - floor) * (1 - progress)
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return multiplier
@@ -73,6 +75,7 @@ class Run:
             "normaliser": self.normaliser.state_dict(),
             "rng": {"torch": torch.get_rng_state()},
             "config": self.cfg.to_dict(),
+            "signal_unit": self.train.arrays.signal_unit,  # µV, or z for per-recording z-scored data
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -80,14 +83,29 @@ class Run:
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when saved disabled (CPU, bf16): a run moved to fp16 CUDA starts a fresh scale
+            self.scaler.load_state_dict(state["scaler"])
         for key in ("epoch", "step", "best_metric", "best_epoch", "bad_validations", "history"):
             setattr(self, key, state[key])
         torch.set_rng_state(state["rng"]["torch"])
+        self.follow_config_lr()
+
+    def follow_config_lr(self) -> None:
+        """Make the lr this config's: `optim.lr` as the schedule's base, on the schedule for this
+        `trainer.max_epochs`, at the current step (the loaded optimiser and scheduler hold the old ones).
+
+        For an unchanged config this sets exactly the values LambdaLR would have computed.
+        """
+        lr = self.cfg.optim.lr
+        self.scheduler.base_lrs = [lr] * len(self.optimizer.param_groups)
+        for group, multiplier in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas, strict=True):
+            group["initial_lr"] = lr
+            group["lr"] = lr * multiplier(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
 def setup_run(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -> Run:
-    device = resolve_device(cfg.device)
+    device = _device(cfg)
     if cfg.advanced.torch_threads:
         torch.set_num_threads(cfg.advanced.torch_threads)
     torch.manual_seed(cfg.seed)
@@ -117,6 +135,15 @@ def setup_run(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -
     if resume:
         run.load_state_dict(resume)
     return run
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    """`cfg.device`; 'cuda' without a visible GPU falls back to the CPU, as the original pipeline's config
+    promised, with a notice, and the config then records what ran (device: cpu)."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        notice("device is 'cuda' but no CUDA GPU is visible: training on the CPU (config.yaml records device: cpu)")
+        cfg.device = "cpu"
+    return resolve_device(cfg.device)
 
 
 def samples_per_epoch(run: Run) -> int:

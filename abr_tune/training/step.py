@@ -33,7 +33,7 @@ def train_step(run: Run, x_start: torch.Tensor, static: torch.Tensor, gen: torch
         v_pred = run.model(x_t, t, static, null_cond).float()
     x_start_pred = x_start_from_v(run.schedule, x_t, t, v_pred)
     terms = diffusion_loss(v_pred, v_target(run.schedule, x_start, t, noise), x_start_pred, x_start,
-                           cfg.loss.stft_weight, stft_resolutions(cfg.loss.stft))
+                           cfg.loss.stft_weight, stft_resolutions(cfg.loss.stft), cfg.loss.stft.eps)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(terms.total).backward()
     run.scaler.unscale_(run.optimizer)

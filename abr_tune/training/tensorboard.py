@@ -1,4 +1,4 @@
-"""TensorBoard output of a run: the exact tags README.md lists, figures in µV against ms."""
+"""TensorBoard output of a run: the exact tags README.md lists, figures in the data's unit (µV, or z) against ms."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from ..config import TrainConfig
@@ -38,27 +39,37 @@ class RunLogger:
                 self.writer.add_scalar(tag, value, epoch)
         self.writer.flush()
 
-    def sample_figures(self, epoch: int, generated_uv: np.ndarray, reference: ABRArrays, cfg: TrainConfig) -> None:
-        """Generated, reference and overlaid waveforms (and spectrograms when viz.plot_spectrogram)."""
-        sr, static = cfg.data.sample_rate_hz, reference.static
+    def sample_figures(self, epoch: int, generated_uv: np.ndarray, reference: ABRArrays, cfg: TrainConfig,
+                       recordings: ABRArrays | None = None) -> None:
+        """Generated, reference and overlaid waveforms (and spectrograms when viz.plot_spectrogram), in the
+        data's unit; `recordings` (default `reference`) are the validation recordings of the reference figure."""
+        sr, static, recordings = cfg.data.sample_rate_hz, reference.static, recordings or reference
+        style = {"unit": reference.signal_unit, "figsize": cfg.viz.figsize}
         figures = {
             "samples/waveforms_generated": waveform_grid(
                 [(generated_uv, "generated (EMA, DDIM)", GENERATED_COLOR)], static, sr,
-                f"Generated ABRs, epoch {epoch}"),
+                f"Generated ABRs, epoch {epoch}", **style),
             "samples/waveforms_reference": waveform_grid(
-                [(reference.signals, "reference", REFERENCE_COLOR)], static, sr, "Reference ABRs"),
+                [(recordings.signals, "reference", REFERENCE_COLOR)], recordings.static, sr, "Reference ABRs", **style),
             "samples/waveforms_comparison": waveform_grid(
                 [(reference.signals, "reference", REFERENCE_COLOR), (generated_uv, "generated", GENERATED_COLOR)],
-                static, sr, f"Generated vs reference, epoch {epoch}"),
+                static, sr, f"Generated vs reference, epoch {epoch}", **style),
         }
         if cfg.viz.plot_spectrogram:
+            k = cfg.viz.max_spectrogram_plots
             figures["samples/spectrogram_generated"] = spectrogram_grid(
-                generated_uv, static, sr, f"Generated spectrograms, epoch {epoch}")
+                generated_uv[:k], static[:k], sr, f"Generated spectrograms, epoch {epoch}", **style)
             figures["samples/spectrogram_reference"] = spectrogram_grid(
-                reference.signals, static, sr, "Reference spectrograms")
+                reference.signals[:k], static[:k], sr, "Reference spectrograms", **style)
         for tag, fig in figures.items():
             self.writer.add_figure(tag, fig, epoch, close=True)
         plt.close("all")
+
+    def parameter_histograms(self, epoch: int, model: torch.nn.Module) -> None:
+        """A histogram of every weight tensor (params/<name>), for logging.log_parameter_histograms."""
+        for name, param in model.named_parameters():
+            self.writer.add_histogram(f"params/{name}", param.detach().float().cpu(), epoch)
+        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()

@@ -12,7 +12,7 @@ import torch
 from ..config import TrainConfig
 from ..data import ABRArrays, Normaliser, pick_reference_indices, prepare_splits
 from ..diffusion import Schedule, q_sample, v_target
-from ..fidelity.metrics import reference_latencies, sample_metrics
+from ..fidelity.metrics import realism, reference_latencies, sample_metrics
 from ..model import Generator, generate_uv
 
 
@@ -67,14 +67,18 @@ def mse_v(model, schedule: Schedule, split: SplitTensors, draw: FixedDraw, batch
 
 
 def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray, cfg: TrainConfig,
-                 normaliser: Normaliser, autocast) -> tuple[dict[str, float], np.ndarray]:
-    """Generate for the conditions at `idx`; return sample metrics and the generated µV waveforms."""
+                 normaliser: Normaliser, autocast, cfg_scale: float | None = None
+                 ) -> tuple[dict[str, float], np.ndarray]:
+    """Generate for the conditions at `idx` (at `cfg_scale`, default diffusion.cfg_scale); return sample metrics
+    and the generated waveforms (in the data's unit)."""
     static = split.static[torch.as_tensor(idx, device=split.static.device)]
-    generated = generate_uv(model, schedule, static, cfg, normaliser, cfg.trainer.val_seed, autocast)
+    generated = generate_uv(model, schedule, static, cfg, normaliser, cfg.trainer.val_seed, autocast, cfg_scale)
     reference = split.arrays.signals[idx]
     ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], cfg.data.sample_rate_hz)
     present = None if split.arrays.response_present is None else split.arrays.response_present[idx]
     metrics = sample_metrics(generated, reference, ref_latency, cfg.data.sample_rate_hz, response_present=present)
+    realistic = realism(reference, generated, split.arrays.subset(idx), cfg.data.sample_rate_hz)
+    metrics["sample/c2st_acc"] = realistic["c2st_acc"]
     return metrics, generated
 
 

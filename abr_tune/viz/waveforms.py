@@ -2,19 +2,66 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .grid import label_grid, panel_grid
 
 GENERATED_COLOR = "tab:red"
 REFERENCE_COLOR = "tab:blue"
 
+# TensorBoard's Time Series view fits each image into its card's image area: 215 CSS px high,
+# 300-370 px wide (cards `minmax(335px, 1fr)`, 16 px padding). Text size on screen is points / 72
+# x the image's shown size / its size in inches, whatever the dpi, so the grids are small (four
+# 1.4-inch panels a row), about 1.6 times as wide as high, and their tick labels >= 9 screen px
+# even in the narrowest card (tests/test_figures.py).
+MAX_COLS = 4
+PANEL_IN = (1.4, 1.5)  # a panel with its title and tick labels; the figure adds its title and legend rows
+MIN_WIDTH_IN = 4.2  # grids of one to three panels get wider (and as much taller) panels for their titles
+TICK_PT = 12.0
+TEXT_PT = 11.0  # axis labels, legend
+PANEL_TITLE_PT = 10.0  # two lines of up to 16 characters across a 1.4-inch panel
+TITLE_PT = 12.0
+TICKS_PER_AXIS = 3  # at most, so that the tick labels fit a 1.4-inch panel
+
 
 def condition_label(static_row: np.ndarray) -> str:
-    """'80 dB · 30 y · 21/s · Fmp 3.1' from a raw (age, intensity, rate, fmp) row."""
+    """'80 dB · 21/s' over '30 y · Fmp 3.1' (two lines fit a narrow panel) from a raw (age, intensity, rate, fmp) row;
+    age and FMP keep two significant digits (0.25 y and 68 y alike)."""
     age, intensity, rate, fmp = (float(v) for v in static_row)
-    return f"{intensity:.0f} dB · {age:.1f} y · {rate:.0f}/s · Fmp {fmp:.1f}"
+    return f"{intensity:.0f} dB · {rate:.0f}/s\n{age:.2g} y · Fmp {fmp:.2g}"
+
+
+def _style(ax, static_row: np.ndarray) -> None:
+    ax.set_title(condition_label(static_row), fontsize=PANEL_TITLE_PT)
+    ax.tick_params(labelsize=TICK_PT)
+    for axis in (ax.xaxis, ax.yaxis):  # round steps (0.1, 0.2, 0.5 µV): short labels
+        axis.set_major_locator(MaxNLocator(TICKS_PER_AXIS - 1, steps=[1, 2, 5, 10]))
+
+
+def _finish(fig: Figure, title: str, legend_rows: int = 0) -> None:
+    """The title wrapped to the figure width (about 0.55 em a character); the figure grows by the title's
+    and the legend's rows, so the panels keep their height."""
+    width, height = fig.get_size_inches()
+    lines = textwrap.wrap(title, int(width * 72 / (0.55 * TITLE_PT))) or [""]
+    fig.suptitle("\n".join(lines), fontsize=TITLE_PT)
+    fig.set_size_inches(width, height + (len(lines) * 1.25 * TITLE_PT + legend_rows * 1.6 * TEXT_PT) / 72)
+
+
+def _panel_in(n: int, height_in: float = PANEL_IN[1]) -> tuple[float, float]:
+    """A panel's size, scaled up for grids narrower than MIN_WIDTH_IN."""
+    scale = max(1.0, MIN_WIDTH_IN / (PANEL_IN[0] * max(1, min(MAX_COLS, n))))
+    return PANEL_IN[0] * scale, height_in * scale
+
+
+def _legend_cols(fig: Figure, labels: list[str]) -> int:
+    """One row of entries when they fit the figure width (a line sample and gap ~2.5 em each), else one column."""
+    width_pt = sum(0.55 * len(label) + 2.5 for label in labels) * TEXT_PT
+    return len(labels) if width_pt <= fig.get_size_inches()[0] * 72 else 1
 
 
 def _time_ms(length: int, sample_rate_hz: float) -> np.ndarray:
@@ -26,23 +73,33 @@ def waveform_grid(
     static_raw: np.ndarray,
     sample_rate_hz: float,
     title: str,
+    *,
+    unit: str = "µV",
+    figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """One panel per condition; `waves` is [(signals (N, T) µV, label, colour), ...] overlaid."""
+    """One panel per condition; `waves` is [(signals (N, T) in `unit`, label, colour), ...] overlaid;
+    `figsize` (inches) replaces the size the panels give."""
     n = len(static_raw)
-    fig, axes = panel_grid(n, (3.2, 2.4), sharex=True)
+    # One amplitude scale for all panels: amplitudes compare across conditions (wave V grows with
+    # intensity), and tick labels on the left column only leave the narrow panels their width.
+    fig, axes = panel_grid(n, _panel_in(n), max_cols=MAX_COLS, sharex=True, sharey=True)
+    fig.set_layout_engine("constrained")  # places the figure legend and the wrapped title too
     t_ms = _time_ms(waves[0][0].shape[-1], sample_rate_hz)
     for i, ax in enumerate(axes.flat[:n]):
         for signals, label, color in waves:
-            ax.plot(t_ms, signals[i], color=color, lw=1.2, label=label)
-        ax.set_title(condition_label(static_raw[i]), fontsize=8)
+            ax.plot(t_ms, signals[i], color=color, lw=1.0, label=label)
         ax.axhline(0.0, color="0.8", lw=0.6, zorder=0)
-        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)
-    label_grid(axes, "time (ms)", "amplitude (µV)", fontsize=8)
-    if len(waves) > 1:
-        axes.flat[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        _style(ax, static_raw[i])
+    label_grid(axes, "time (ms)", None, fontsize=TEXT_PT)  # per panel: the figure legend takes the bottom edge
+    label_grid(axes, None, f"amplitude ({unit})", fontsize=TEXT_PT, once=True)
+    if len(waves) > 1:  # below the panels, not over a waveform
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        cols = _legend_cols(fig, labels)
+        fig.legend(handles, labels, loc="outside lower center", ncol=cols, fontsize=TEXT_PT, frameon=False)
+    _finish(fig, title, legend_rows=0 if len(waves) == 1 else math.ceil(len(waves) / cols))
+    if figsize:
+        fig.set_size_inches(*figsize)
     return fig
 
 
@@ -53,20 +110,28 @@ def _power_db(signal_uv: np.ndarray, n_fft: int = 32, hop: int = 4) -> np.ndarra
     return 20 * np.log10(np.abs(np.fft.rfft(frames, axis=-1)).T + 1e-4)
 
 
-def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, title: str) -> Figure:
-    """Short-time magnitude (dB) of each waveform, frequency in kHz against time in ms."""
+def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, title: str, *,
+                     unit: str = "µV", figsize: tuple[float, float] | None = None) -> Figure:
+    """Short-time magnitude (dB re 1 `unit`) of each waveform, frequency in kHz against time in ms."""
     n = len(signals_uv)
-    fig, axes = panel_grid(n, (3.2, 2.4), sharex=True)
+    # One frequency axis (ticks on the left column only); lower panels leave the colour bar room
+    # in a figure still wide enough for its width to set its size on screen.
+    fig, axes = panel_grid(n, _panel_in(n, PANEL_IN[1] - 0.1), max_cols=MAX_COLS, sharex=True, sharey=True)
+    fig.set_layout_engine("constrained")
     powers = [_power_db(row) for row in signals_uv]
     vmax = max(float(p.max()) for p in powers)
     extent = (0.0, signals_uv.shape[1] / sample_rate_hz * 1000, 0.0, sample_rate_hz / 2000)
     for i, ax in enumerate(axes.flat[:n]):
         image = ax.imshow(powers[i], origin="lower", aspect="auto", extent=extent, cmap="magma",
                           vmin=vmax - 60, vmax=vmax)  # one 60 dB colour scale for every panel
-        ax.set_title(condition_label(static_raw[i]), fontsize=8)
-        ax.tick_params(labelsize=7)
-    label_grid(axes, "time (ms)", "frequency (kHz)", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01).set_label("magnitude (dB re 1 µV)", fontsize=8)
+        _style(ax, static_raw[i])
+    label_grid(axes, "time (ms)", None, fontsize=TEXT_PT)
+    label_grid(axes, None, "frequency (kHz)", fontsize=TEXT_PT, once=True)
+    # Below the panels: at the side it would take a fifth of a narrow figure's width.
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), location="bottom", shrink=0.6, aspect=30)
+    bar.set_label(f"magnitude (dB re 1 {unit})", fontsize=TEXT_PT)
+    bar.ax.tick_params(labelsize=TICK_PT)
+    _finish(fig, title, legend_rows=2)  # the colour bar and its label
+    if figsize:
+        fig.set_size_inches(*figsize)
     return fig

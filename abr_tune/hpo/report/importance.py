@@ -48,12 +48,11 @@ def importance(storage: Optional[str], name: str, space: SearchSpace) -> Made:
 
 
 def study_importance(study: Any, space: SearchSpace) -> Made:
-    """The importance figure for `study`'s completed finite trials, or the reason to skip it."""
+    """The importance figure for `study`'s trials with a finite best epoch, or the reason to skip it."""
     import optuna
 
     metric = space.metric
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-            and t.value is not None and math.isfinite(t.value)]
+    done = [t for t in (_at_best_epoch(t, space.mode) for t in study.trials) if t is not None]
     if len(done) < MIN_IMPORTANCE_TRIALS:
         return None, (f"too few completed trials for parameter importance: {len(done)} with a finite {metric}, "
                       f"at least {MIN_IMPORTANCE_TRIALS} needed")
@@ -73,6 +72,21 @@ def study_importance(study: Any, space: SearchSpace) -> Made:
     return fig, _importance_caption(space, done, varied, method)
 
 
+def _at_best_epoch(trial: Any, mode: str) -> Optional[Any]:
+    """A COMPLETE trial (its value is its best epoch), or a PRUNED one as a COMPLETE copy valued at its
+    best intermediate value: the values the ranked table ranks by. None for the others."""
+    import optuna
+
+    state = optuna.trial.TrialState
+    if trial.state == state.COMPLETE:
+        return trial if trial.value is not None and math.isfinite(trial.value) else None
+    finite = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
+    if trial.state != state.PRUNED or not finite:
+        return None
+    return optuna.trial.create_trial(state=state.COMPLETE, value=(min if mode == "min" else max)(finite),
+                                     params=trial.params, distributions=trial.distributions)
+
+
 def _evaluator() -> tuple[Any, str]:
     import optuna
 
@@ -85,9 +99,9 @@ def _evaluator() -> tuple[Any, str]:
 
 def _importance_caption(space: SearchSpace, done: list[Any], varied: list[str], method: str) -> str:
     left_out = [p.name for p in space.params if p.name not in varied]
-    caption = (f"{method} over the {len(done)} trials of the Optuna study with a finite value. The study holds "
-               "each trial's last reported value: for a trial stopped early by ASHA, its value at the rung where "
-               "it was stopped.")
+    caption = (f"{method} over the {len(done)} trials of the Optuna study with a finite value, each at its best "
+               "epoch (the value the ranked table uses): completed trials as the study holds them, trials ASHA "
+               "stopped early (PRUNED) at their best intermediate value; failed and diverged trials left out.")
     if left_out:
         caption += (f" Left out (sampled in only some trials, or one value only): "
                     f"{', '.join(f'`{n}`' for n in left_out)}.")

@@ -65,7 +65,7 @@ def _sample_figure(best: dict[str, Any], checkpoint: Path, conditions: int,
                          (np.concatenate(generated), "generated (EMA, DDIM)", GENERATED_COLOR)],
                         val.static[idx], cfg.data.sample_rate_hz,
                         f"Best trial {best['trial_id']}: generated vs reference ABRs across intensities "
-                        f"(checkpoint of epoch {epoch})")
+                        f"(checkpoint of epoch {epoch})", unit=val.signal_unit)
     caption = (f"Trial `{best['trial_id']}`'s checkpoint at epoch {epoch} (best "
                f"{best.get('best_value'):.4g}), EMA weights, DDIM with {d.sample_steps} steps, eta "
                f"{d.ddim_eta:g}, CFG scale {d.cfg_scale:g}, one sample per condition (seeded), against the val-split "
