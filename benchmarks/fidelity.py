@@ -28,14 +28,15 @@ from abr_tune.formatting import json_safe  # noqa: E402
 from abr_tune.train import train_abr  # noqa: E402
 from abr_tune.training.callbacks import StopRun  # noqa: E402
 
-# Issue 6's targets on the synthetic test split: (metric, comparison, value). Pearson r is taken
-# against the noise-free response (corr_truth): against a noisy recording even the true response
-# scores only ~0.6 (the oracle row of `corr`), against the noise-free one a recording scores ~0.8.
-TARGETS = (("wave_v_latency_mae_ms", "<=", 0.25), ("li_slope_rel_error", "<=", 0.20),
-           ("detection_acc", ">=", 0.90), ("corr_truth", ">=", 0.80))
+# Targets on the synthetic test split: (metric, comparison, value). Pearson r is taken against the
+# noise-free response (corr_truth): against a noisy recording even the true response scores only
+# ~0.6 (the oracle row of `corr`), against the noise-free one a recording scores ~0.8. The C2ST
+# accuracy (abr_tune/fidelity/c2st.py) is 0.5 when generated and recorded cannot be told apart.
+TARGETS = (("wave_v_latency_mae_ms", "<=", 0.20), ("li_slope_rel_error", "<=", 0.10),
+           ("detection_acc", ">=", 0.90), ("corr_truth", ">=", 0.80), ("c2st_acc", "<=", 0.65))
 SHOWN = ("corr", "corr_truth", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wave_v_amplitude_error_pct",
          "wave_v_found_frac", "detection_acc", "detection_acc_clear", "li_slope_ms_per_db", "li_slope_truth_ms_per_db",
-         "li_slope_rel_error", "rate_effect_ms_per_hz", "infant_delay_ms", "diversity_ratio")
+         "li_slope_rel_error", "rate_effect_ms_per_hz", "infant_delay_ms", "diversity_ratio", "c2st_acc")
 
 
 class Deadline:
@@ -85,6 +86,14 @@ def table(report: dict) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
+def relative_table(report: dict) -> str:
+    relative = report["relative_to_oracle"]
+    keys = list(next(iter(relative.values()), {}))
+    rows = [("CFG", *keys)] + [(scale, *(_fmt(m[k]) for k in keys)) for scale, m in relative.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
 def _fmt(value) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
@@ -113,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntrained {summary['epochs_run']} epochs in {summary['train_seconds'] / 60:.1f} min "
           f"({summary['status']}), best val/mse_v {summary['best_val_mse_v']:.4f} at epoch {summary['best_epoch']}")
     print(table(report))
+    print("relative to the oracle (generated ÷ oracle):")
+    print(relative_table(report))
     for metric, row in results.items():
         hits = [s for s, ok in row.items() if s != "target" and ok]
         print(f"target {metric} {row['target']}: {'reached at CFG ' + ', '.join(hits) if hits else 'not reached'}")
