@@ -24,6 +24,7 @@ from .hpo.cluster import (
     check_resources,
     start_ray,
 )
+from .hpo.confirm_run import confirm_search
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
 from .hpo.plan import claim, finished, plan_new, plan_resume, release
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke-test", action="store_true", help="tiny model and data, 4 trials of 2 epochs: seconds each")
     p.add_argument("--metric", help="metric to optimise: val/mse_v (default) or epoch/train_loss_avg")
     p.add_argument("--seed", type=int, metavar="N", help="sampler seed (default from the space)")
+    p.add_argument("--confirm-top", type=int, metavar="K",
+                   help="after the search, re-run the top K configurations and the base config over seeds; the "
+                        "confirmed winner becomes best_config.yaml (default from the space: confirm.top_k, 0 = off)")
+    p.add_argument("--confirm-seeds", type=int, metavar="N", help="training seeds per confirmed configuration "
+                                                                   "(default from the space: confirm.seeds, 3)")
     return p
 
 
@@ -96,6 +102,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         results = _fit(args, exp, arrays)
         summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
                          resumed=bool(args.resume))
+        if exp.space.confirm.top_k and summary["best"] and not summary["interrupted"]:
+            summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds)
     except BaseException as err:
         import ray
 

@@ -94,11 +94,10 @@ def test_every_service_of_a_local_search_listens_on_loopback_only(tmp_path):
 
 @pytest.fixture
 def node_ip_restored():
-    """start_ray switches this process's Ray to single-node mode; later tests get the default back."""
+    """start_ray switches this process's Ray to single-node mode; later tests get Ray's default back."""
     from ray._private import ray_constants
 
-    saved, env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(SINGLE_NODE_ENV)
-    os.environ.pop(SINGLE_NODE_ENV, None)
+    saved, env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.pop(SINGLE_NODE_ENV, None)
     yield
     ray_constants.ENABLE_RAY_CLUSTER = saved
     os.environ.pop(SINGLE_NODE_ENV, None)

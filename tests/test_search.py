@@ -179,7 +179,7 @@ def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
 
     cfg = load_config(exp / "best_config.yaml")
     assert cfg.optim.lr == summary["best"]["params"]["optim.lr"]
-    assert cfg.trainer.max_epochs == 3 and cfg.run_dir == exp / "retrain"  # the base's full length
+    assert cfg.trainer.max_epochs == 4 and cfg.run_dir == exp / "retrain"  # the length the search measured: max_t
     # Re-train after the experiment moved (e.g. copied off a cluster): into the moved copy,
     # compared against the moved copy's best checkpoint; nothing is written at the old path.
     moved = tmp_path / "elsewhere" / "asha"

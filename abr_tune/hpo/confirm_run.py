@@ -11,11 +11,12 @@ from typing import Any
 
 from ..config import from_dict
 from ..formatting import finite
-from .confirm import BASE_LABEL, Candidate
+from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, winner
 from .layout import CONFIRM_DIR, Experiment
 from .results import TrialRecord, reference_params
 from .space import SearchSpace
 from .trial import run_trial
+from .tuner import run_config
 
 
 def candidates(exp: Experiment, ranked: list[TrialRecord], top_k: int) -> list[Candidate]:
@@ -54,8 +55,7 @@ def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: A
         fn, param_space={"run": tune.grid_search(grid)},
         tune_config=tune.TuneConfig(metric=s.metric, mode=s.mode, max_concurrent_trials=s.max_concurrent,
                                     reuse_actors=True, trial_dirname_creator=_dirname),
-        run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=exp.path, verbose=1,
-                                  failure_config=tune.FailureConfig(max_failures=2)))
+        run_config=run_config(exp, stage=CONFIRM_DIR))
     runs: dict[str, dict[int, float]] = {}
     for result in tuner.fit():
         run = (result.config or {}).get("run") or {}
@@ -72,3 +72,45 @@ def _best(result: Any, metric: str, mode: str) -> float:
 def _dirname(trial: Any) -> str:
     run = (trial.config or {}).get("run") or {}
     return f"confirm_{run.get('label', trial.trial_id)}_seed{run.get('seed', '')}"
+
+
+def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k: int, n_seeds: int) -> dict[str, Any]:
+    """The confirmation stage after a finished search: run it, print the table and the verdict, and
+    make the confirmed winner (the base config when nothing beats it) the search's best and
+    best_config.yaml. Returns the updated summary (also written to search_summary.json)."""
+    from dataclasses import asdict
+
+    from .summary import brief, write_best_config, write_summary
+
+    records = [TrialRecord(**t) for t in summary["trials"]]
+    cands = candidates(exp, records, top_k)
+    seeds = confirmation_seeds(from_dict(exp.space.base).seed, n_seeds)
+    print(f"\nConfirming {', '.join(c.label for c in cands)} over {len(seeds)} training seeds "
+          f"({len(cands) * len(seeds)} runs of {exp.space.scheduler.max_t} epochs) ...", flush=True)
+    rows = summarise(confirm(exp, cands, seeds, arrays), cands, seeds, exp.space.mode)
+    print(format_table(rows, exp.space.metric, seeds))
+    print(verdict_line(rows), flush=True)
+    best = winner(rows)
+    chosen = _record(exp, records, best.label if best else BASE_LABEL, cands)
+    note = (f"Confirmed over seeds {', '.join(map(str, seeds))}: {verdict_line(rows)}")
+    summary["confirmation"] = {"seeds": seeds, "top_k": top_k, "winner": chosen.trial_id if best else BASE_LABEL,
+                               "verdict": verdict_line(rows), "rows": [asdict(r) for r in rows]}
+    summary["best"] = brief(chosen)
+    summary["best_config"] = write_best_config(exp, chosen, note)
+    write_summary(exp, summary)
+    print(f"Best config (confirmed): {summary['best_config']}", flush=True)
+    return summary
+
+
+def _record(exp: Experiment, records: list[TrialRecord], label: str, cands: list[Candidate]) -> TrialRecord:
+    """The trial record of a candidate; the base config's own record when the search ran it, else
+    one built from the base config's values."""
+    if label != BASE_LABEL:
+        return next(r for r in records if r.trial_id == label)
+    base = next(c for c in cands if c.label == BASE_LABEL)
+    found = next((r for r in records if r.params == base.params), None)
+    if found is not None:
+        return found
+    return TrialRecord(trial_id=BASE_LABEL, trial_dir="", params=base.params, overrides=exp.space.resolve(base.params),
+                       status="completed", epochs_run=0, stopped_early=False, best_value=None, best_epoch=None,
+                       last_value=None, best_checkpoint=None, nodes=[], is_reference=True)

@@ -82,7 +82,7 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
     """The space with the base inlined and --smoke-test, then explicit flags, over its settings."""
     flags = {"num_samples": args.num_samples, "max_concurrent": args.max_concurrent, "max_t": args.max_epochs,
              "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-             "metric": args.metric, "seed": args.seed}
+             "metric": args.metric, "seed": args.seed, "top_k": args.confirm_top, "seeds": args.confirm_seeds}
     given = {**(SMOKE_SETTINGS if args.smoke_test else {}), **{k: v for k, v in flags.items() if v is not None}}
     max_t = given.get("max_t", space.scheduler.max_t or base_cfg.trainer.max_epochs)
     grace = min(given.get("grace_period", space.scheduler.grace_period), max_t)
@@ -95,7 +95,9 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
         scheduler=dataclasses.replace(space.scheduler, max_t=max_t, grace_period=grace),
         resources=dataclasses.replace(r, cpus_per_trial=given.get("cpus_per_trial", r.cpus_per_trial),
                                       gpus_per_trial=given.get("gpus_per_trial", r.gpus_per_trial)),
-        search=dataclasses.replace(space.search, seed=given.get("seed", space.search.seed)))
+        search=dataclasses.replace(space.search, seed=given.get("seed", space.search.seed)),
+        confirm=dataclasses.replace(space.confirm, top_k=given.get("top_k", space.confirm.top_k),
+                                    seeds=given.get("seeds", space.confirm.seeds)))
     check_settings(resolved)
     return resolved
 
@@ -138,7 +140,8 @@ def plan_resume(args: argparse.Namespace) -> Experiment:
         raise UserError(f"{problem}; this search cannot be resumed. Its finished trials are kept in {STUDY_FILE} "
                         "and their trial directories; start a new search with --space")
     fixed = [f for f in ("space", "num_samples", "max_concurrent", "max_epochs", "cpus_per_trial", "gpus_per_trial",
-                         "override", "metric", "seed", "name") if getattr(args, f) is not None]
+                         "override", "metric", "seed", "name", "confirm_top", "confirm_seeds")
+             if getattr(args, f) is not None]
     if fixed or args.smoke_test:
         shown = ", ".join("--" + f.replace("_", "-") for f in fixed + (["smoke_test"] if args.smoke_test else []))
         raise UserError(f"{shown} cannot change a search being resumed; it continues with the settings in "

@@ -78,6 +78,12 @@ class ResourcesSpec:
 
 
 @dataclass
+class ConfirmSpec:
+    top_k: int = 0  # after the search, re-run the top K configurations and the base over seeds (0 = off)
+    seeds: int = 3  # training seeds per configuration (data, split and validation draw stay fixed)
+
+
+@dataclass
 class SearchSpace:
     """A parsed, statically validated search space (see the module docstring)."""
 
@@ -94,6 +100,7 @@ class SearchSpace:
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    confirm: ConfirmSpec = field(default_factory=ConfirmSpec)
     # Base-config values of the keys conditions read when they are not params (see bind).
     condition_values: dict[str, Any] = field(default_factory=dict)
 
@@ -106,7 +113,7 @@ class SearchSpace:
             out["base"] = self.base
         out.update(overrides=self.overrides, metric=self.metric, mode=self.mode, num_samples=self.num_samples,
                    max_concurrent=self.max_concurrent)
-        for name in ("scheduler", "search", "resources"):
+        for name in ("scheduler", "search", "resources", "confirm"):
             out[name] = dataclasses.asdict(getattr(self, name))
         out["params"] = {p.name: p.to_dict() for p in self.params}
         return out
@@ -153,7 +160,7 @@ class SearchSpace:
         for i, entry in enumerate(self.search.points_to_evaluate):
             where = f"search.points_to_evaluate[{i}]"
             if entry == "base":
-                points.append(self._base_point(base_cfg, where))
+                points.append(self.base_point(base_cfg, where))
                 continue
             if not isinstance(entry, dict):
                 raise UserError(f"{where} must be 'base' or a mapping of param → value, got {entry!r}")
@@ -163,7 +170,8 @@ class SearchSpace:
             points.append({n: by_name[n].encode(v, where) for n, v in entry.items()})
         return points
 
-    def _base_point(self, base_cfg: TrainConfig, where: str) -> dict[str, Any]:
+    def base_point(self, base_cfg: TrainConfig, where: str = "the base config") -> dict[str, Any]:
+        """The base config's own value of every param whose condition holds (Optuna form)."""
         current: dict[str, Any] = {}
         point = {}
         for p in self.params:

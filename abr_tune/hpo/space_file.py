@@ -10,7 +10,7 @@ from ..config import load_yaml
 from ..config.typed import SPACE_VOICE, coerce, hints
 from ..errors import UserError
 from .params import parse_params, reject_unknown
-from .space import METRIC_MODES, METRICS, ResourcesSpec, SchedulerSpec, SearchSpace, SearchSpec
+from .space import METRIC_MODES, METRICS, ConfirmSpec, ResourcesSpec, SchedulerSpec, SearchSpace, SearchSpec
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -29,7 +29,8 @@ def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace
     if "base_config" in raw and "base" in raw:
         raise UserError("search space: give either base_config (a file) or base (inline), not both")
     kwargs: dict[str, Any] = {"path": path, "params": parse_params(raw.get("params"))}
-    for name, cls in (("scheduler", SchedulerSpec), ("search", SearchSpec), ("resources", ResourcesSpec)):
+    for name, cls in (("scheduler", SchedulerSpec), ("search", SearchSpec), ("resources", ResourcesSpec),
+                      ("confirm", ConfirmSpec)):
         kwargs[name] = _section(cls, raw.get(name) or {}, name)
     for name in ("description", "metric", "mode", "num_samples", "max_concurrent"):
         if name in raw:
@@ -86,6 +87,9 @@ def check_settings(space: SearchSpace) -> None:
         (0 <= space.search.seed < 2**32, f"search.seed must be in [0, 2**32), got {space.search.seed}"),
         (space.resources.cpus_per_trial > 0, "resources.cpus_per_trial must be > 0"),
         (space.resources.gpus_per_trial >= 0, "resources.gpus_per_trial must be >= 0"),
+        (0 <= space.confirm.top_k <= 20, f"confirm.top_k must be in [0, 20], got {space.confirm.top_k}"),
+        (2 <= space.confirm.seeds <= 20, f"confirm.seeds must be in [2, 20] (an interval needs 2), "
+                                         f"got {space.confirm.seeds}"),
     ]
     for ok, message in checks:
         if not ok:

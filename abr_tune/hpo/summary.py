@@ -6,11 +6,11 @@ import json
 from dataclasses import asdict
 from typing import Any, Optional
 
-from ..config import apply_overrides, from_dict
 from ..formatting import fmt_value, json_safe
 from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SUMMARY_FILE, Experiment
 from .params import short_name
 from .results import TrialRecord, rank, reference_params, trial_record
+from .transfer import train_config
 
 
 def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
@@ -31,7 +31,7 @@ def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_t
     summary["interrupted"] = interrupted
     if best is not None:
         summary["best_config"] = write_best_config(exp, best)
-    _write_text(exp, SUMMARY_FILE, json.dumps(json_safe(summary), indent=1, default=str))
+    write_summary(exp, summary)
     if interrupted:
         print(f"Search interrupted: {sum(not t.status.startswith('unfinished') for t in trials)} of "
               f"{exp.space.num_samples} trials finished. Continue it with:\n"
@@ -58,18 +58,20 @@ def format_table(trials: list[TrialRecord], exp: Experiment) -> str:
     return "\n".join(["", f"Trials ranked by {exp.space.metric} ({exp.space.mode}):", *lines, ""])
 
 
-def write_best_config(exp: Experiment, best: TrialRecord) -> str:
-    """A complete train config for the best params at the base's full length (space.base keeps
-    the base's trainer.max_epochs; trials ran scheduler.max_t), on the device the trials used."""
+def write_best_config(exp: Experiment, best: TrialRecord, note: str = "") -> str:
+    """A complete train config for the best params at the length the search measured (the trials'
+    max_t epochs, the LR schedule over them), on the device the trials used. `retrain --max-epochs N`
+    (or editing trainer.max_epochs) trains longer, the schedule then decaying over N."""
     space = exp.space
     log_dir = str(exp.local_dir) if exp.local_dir else "runs/search_retrain/" + exp.name
     device = "cuda" if space.resources.gpus_per_trial > 0 else space.base.get("device", "auto")
-    cfg = from_dict(apply_overrides(space.base, {
-        **best.overrides, "log_dir": log_dir, "exp_name": RETRAIN_DIR, "device": device, "trainer.progress": True}))
-    header = (f"# Best trial {best.trial_id} of search '{exp.name}': {space.metric} = {best.best_value:.6g} "
+    cfg = train_config(space.base, best.overrides, log_dir=log_dir, exp_name=RETRAIN_DIR, device=device,
+                       max_epochs=space.scheduler.max_t)
+    header = (f"# Best trial {best.trial_id} of search '{exp.name}': {space.metric} = {fmt_value(best.best_value, 6)} "
               f"at epoch {best.best_epoch} (trials ran <= {space.scheduler.max_t} epochs).\n"
-              f"# Searched values: {json.dumps(best.overrides)}\n"
-              f"# Re-train: python -m abr_tune.retrain --experiment {exp.path}\n")
+              + (f"# {note}\n" if note else "")
+              + f"# Searched values: {json.dumps(best.overrides)}\n"
+              f"# Re-train: python -m abr_tune.retrain --experiment {exp.path} (add --max-epochs N to train longer)\n")
     _write_text(exp, BEST_CONFIG_FILE, header + cfg.to_yaml())
     return f"{exp.path}/{BEST_CONFIG_FILE}"
 
@@ -83,12 +85,12 @@ def _summary(exp: Experiment, trials: list[TrialRecord], best: Optional[TrialRec
         "wall_time_sec": round(wall_time_sec, 1), "resumed": resumed,
         "num_trials": len(trials), "num_stopped_early": sum(t.stopped_early for t in trials),
         "max_epochs": exp.space.scheduler.max_t,
-        "best": _brief(best), "reference": _brief(reference),
+        "best": brief(best), "reference": brief(reference),
         "trials": [asdict(t) for t in trials],
     }
 
 
-def _brief(t: Optional[TrialRecord]) -> Optional[dict[str, Any]]:
+def brief(t: Optional[TrialRecord]) -> Optional[dict[str, Any]]:
     if t is None:
         return None
     keys = ("trial_id", "params", "overrides", "best_value", "best_epoch", "best_checkpoint", "status")
@@ -111,6 +113,10 @@ def _print_outcome(exp: Experiment, best: Optional[TrialRecord], summary: dict[s
           f"  python -m abr_tune.retrain --experiment {exp.path}\n"
           f"TensorBoard: tensorboard --logdir {exp.path}\n"
           f"Optuna study: optuna-dashboard sqlite:///{exp.study_db}", flush=True)
+
+
+def write_summary(exp: Experiment, summary: dict[str, Any]) -> None:
+    _write_text(exp, SUMMARY_FILE, json.dumps(json_safe(summary), indent=1, default=str))
 
 
 def _write_text(exp: Experiment, name: str, text: str) -> None:

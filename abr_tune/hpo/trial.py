@@ -52,8 +52,10 @@ class TuneReporter:
             raise StopRun(f"{STOPPED_EARLY} at epoch {int(metrics['epoch'])}") from None
 
 
-def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None) -> None:
-    """The Tune trainable: Optuna's params → a TrainConfig → train_abr in this trial's dir."""
+def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None,
+              extra: Optional[dict[str, Any]] = None) -> None:
+    """The Tune trainable: Optuna's params (and `extra` overrides, e.g. a confirmation run's seed)
+    → a TrainConfig → train_abr in this trial's dir."""
     from ray import tune
 
     from ..training import train_abr  # torch loads in the trial's worker, not in the driver
@@ -63,7 +65,8 @@ def run_trial(config: dict[str, Any], *, space: SearchSpace, arrays: Any = None)
     # for that by default and fails the next trial if a stopped one takes longer to close.
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     trial_dir = Path(tune.get_context().get_trial_dir())
-    cfg = from_dict(apply_overrides(space.base, {**space.resolve(config), **trial_overrides(space, trial_dir)}))
+    overrides = {**space.resolve(config), **(extra or {}), **trial_overrides(space, trial_dir)}
+    cfg = from_dict(apply_overrides(space.base, overrides))
     reporter = TuneReporter()
     summary = train_abr(cfg, reporter, arrays=arrays)
     (trial_dir / TRIAL_SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))

@@ -76,12 +76,13 @@ def _fmt(value: Any) -> str:
     return fmt_value(value, 3).replace(" ", "")
 
 
-def run_config(exp: Experiment) -> Any:
+def run_config(exp: Experiment, *, stage: str | None = None) -> Any:
+    """Tune's run config of the search, or of a later `stage` (e.g. the confirmation) inside its directory."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     return tune.RunConfig(
-        name=exp.name, storage_path=exp.storage_path,
+        name=stage or exp.name, storage_path=exp.path if stage else exp.storage_path,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=exp.space.metric,
                                                 checkpoint_score_order=exp.space.mode),
         failure_config=tune.FailureConfig(max_failures=2), verbose=1,

@@ -22,6 +22,7 @@ from ..params import short_name
 from ..space import SearchSpace
 from ..space_file import load_space
 from . import figures
+from .confirmation import confirmation_blocks
 from .document import Doc, duration
 from .importance import importance
 from .samples import best_trial_samples
@@ -151,6 +152,8 @@ def document(result: SearchResult, figures: list[Panel]) -> Doc:
     doc.add("table", (["parameter", "distribution", "range or values", "sampled when"], _space_rows(result.space)))
     doc.add("h2", f"Top trials (of {len(result.trials)})")
     doc.add("table", _top_table(result))
+    for block in confirmation_blocks(result.summary, result.space.metric):
+        doc.add(*block)
     _best_config_section(doc, result)
     doc.add("h2", "Figures")
     for panel in figures:
@@ -172,6 +175,9 @@ def _outcome(result: SearchResult) -> list[str]:
         elif ref is not None and ref["trial_id"] == best["trial_id"]:
             line += ": the base config itself; no searched values beat it"
         lines.append(line)
+        if s.get("confirmation"):
+            lines.append(f"Confirmed over seeds {', '.join(map(str, s['confirmation']['seeds']))}: "
+                         f"{s['confirmation']['verdict']}")
     elif s.get("interrupted"):
         lines.append("No best trial yet: the search was interrupted before every trial finished.")
     else:

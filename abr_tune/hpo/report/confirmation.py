@@ -1,0 +1,34 @@
+"""The report's confirmation section: the top configurations and the base config over seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...formatting import finite
+from ..confirm import BASE_LABEL
+
+
+def confirmation_blocks(summary: dict[str, Any], metric: str) -> list[tuple[str, Any]]:
+    """Document blocks (kind, payload) for `summary["confirmation"]`; none when the search did not confirm."""
+    confirmation = summary.get("confirmation")
+    if not confirmation:
+        return []
+    seeds = ", ".join(map(str, confirmation["seeds"]))
+    head = ["candidate", f"{metric} mean ± 95% CI", "search (1 seed)", "vs base (paired, 95% CI)", "p", "verdict"]
+    rows = [_row(r) for r in confirmation["rows"]]
+    return [("h2", "Confirmation over seeds"),
+            ("p", f"The top {confirmation['top_k']} configurations and the base config, trained again at seeds "
+                  f"{seeds} for {summary.get('max_epochs')} epochs (data, split and validation draw fixed), "
+                  "compared with the base config paired by seed. **" + confirmation["verdict"] + "**"),
+            ("table", (head, rows))]
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    ci = f" ± {r['ci95']:.4f}" if finite(r["ci95"]) else ""
+    search = f"{r['search_value']:.4f}" if finite(r.get("search_value")) else "-"
+    if r["label"] == BASE_LABEL:
+        return [f"`{r['label']}`", f"{r['mean']:.4f}{ci}", search, "-", "-", "the reference"]
+    half = f" ± {r['diff_ci95']:.4f}" if finite(r.get("diff_ci95")) else ""
+    p = f"{r['p_value']:.3g}" if finite(r.get("p_value")) else "-"
+    verdict = "beats the base" if r["beats_base"] else "within seed noise"
+    return [f"`{r['label']}`", f"{r['mean']:.4f}{ci}", search, f"{r['diff_mean']:+.4f}{half}", p, verdict]
