@@ -83,6 +83,8 @@ def test_bad_flags_and_spaces_exit_2_before_anything_starts(tmp_path):
         (("--space", str(bad_heads)), "model.n_heads (6) must divide model.d_model (64)"),
         (("--space", str(tmp_path / "missing.yaml")), "file not found"),
         (("--space", str(space), "--override", "optim.lrr: 1"), "did you mean 'optim.lr'"),
+        (("--space", str(space), "--override", "optim.lr: 1e-3"),
+         "--override sets 'optim.lr', which is searched by the space; remove it from --override or from params"),
         (("--space", str(space), "--num-samples", "0"), "num_samples must be >= 1"),
         (("--space", str(space), "--storage-path", runs, "--name", "taken"), "already exists; pass --resume"),
         (("--space", str(space), "--gpus-per-trial", "0.5"), "--gpus-per-trial 0.5 but this machine has 0 GPUs"),
