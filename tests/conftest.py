@@ -69,3 +69,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def node_ip_restored():
+    """start_ray switches this process's Ray to single-node mode; later tests get Ray's default back."""
+    from ray._private import ray_constants
+
+    from abr_tune.hpo.cluster import SINGLE_NODE_ENV
+
+    saved, env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.pop(SINGLE_NODE_ENV, None)
+    yield
+    ray_constants.ENABLE_RAY_CLUSTER = saved
+    os.environ.pop(SINGLE_NODE_ENV, None)
+    if env is not None:
+        os.environ[SINGLE_NODE_ENV] = env

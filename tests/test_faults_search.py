@@ -295,21 +295,6 @@ def _start_dashboard(flags: list[str], node_ip: str, capsys) -> tuple[str, str, 
     return url, err, reachable
 
 
-@pytest.fixture
-def node_ip_restored():
-    """start_ray switches this process's Ray to single-node mode; later tests get Ray's default back."""
-    from ray._private import ray_constants
-
-    from abr_tune.hpo.cluster import SINGLE_NODE_ENV
-
-    saved, env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.pop(SINGLE_NODE_ENV, None)
-    yield
-    ray_constants.ENABLE_RAY_CLUSTER = saved
-    os.environ.pop(SINGLE_NODE_ENV, None)
-    if env is not None:
-        os.environ[SINGLE_NODE_ENV] = env
-
-
 @pytest.mark.timeout(150)
 def test_the_dashboard_binds_loopback_by_default_and_warns_when_exposed(node_ip_restored, capsys):
     import ray

@@ -92,19 +92,6 @@ def test_every_service_of_a_local_search_listens_on_loopback_only(tmp_path):
     assert not exposed, _table(exposed)
 
 
-@pytest.fixture
-def node_ip_restored():
-    """start_ray switches this process's Ray to single-node mode; later tests get Ray's default back."""
-    from ray._private import ray_constants
-
-    saved, env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.pop(SINGLE_NODE_ENV, None)
-    yield
-    ray_constants.ENABLE_RAY_CLUSTER = saved
-    os.environ.pop(SINGLE_NODE_ENV, None)
-    if env is not None:
-        os.environ[SINGLE_NODE_ENV] = env
-
-
 @pytest.mark.timeout(150)
 def test_an_exposed_dashboard_is_the_only_service_off_loopback(node_ip_restored, capsys):
     import ray

@@ -28,7 +28,7 @@ DATA_URI = 'src="data:image/png;base64,'
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> Path:
-    """A finished search: lr and stft_weight searched, one trial diverges (lr = 1000), one hardly learns."""
+    """A finished search: lr and stft_weight searched, one trial diverges (lr = 1), one hardly learns."""
     tmp = tmp_path_factory.mktemp("search")
     base = tiny_config(tmp)
     base["trainer"].update(sample_every_epochs=3, log_every_steps=5)
@@ -37,9 +37,9 @@ def experiment(tmp_path_factory) -> Path:
         "base": base, "num_samples": 4, "max_concurrent": 2,
         "scheduler": {"max_t": 3, "grace_period": 1, "reduction_factor": 2},
         "search": {"seed": 0, "n_startup_trials": 5, "points_to_evaluate": [  # every trial fixed: no luck involved
-            "base", {"optim.lr": 1e3, "loss.stft_weight": 0.1},
+            "base", {"optim.lr": 1.0, "loss.stft_weight": 0.1},
             {"optim.lr": 5e-3, "loss.stft_weight": 0.05}, {"optim.lr": 1e-5, "loss.stft_weight": 0.25}]},
-        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-5, "high": 1e3},
+        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-5, "high": 1.0},
                    "loss.stft_weight": {"dist": "uniform", "low": 0.0, "high": 0.3}},
     }
     (tmp / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
@@ -79,7 +79,7 @@ def test_report_command_writes_every_promised_file(experiment):
     summary = json.loads((experiment / "search_summary.json").read_text())
     best = summary["best"]
     assert f"**Best trial `{best['trial_id']}`**" in md
-    assert "Trials: 4 run of 4:" in md and "1 diverged" in md  # the lr = 1000 trial
+    assert "Trials: 4 run of 4:" in md and "1 diverged" in md  # the lr = 1 trial
     assert f"python -m abr_tune.retrain --experiment {experiment}" in md
     assert "| `optim.lr` |" in md and "searched" in md  # the best config's diff against the base
     assert "ASHA on epochs: max_t 3, grace_period 1, reduction_factor 2 (rungs at epoch 1, 2)" in md
