@@ -84,3 +84,25 @@ def node_ip_restored():
     os.environ.pop(SINGLE_NODE_ENV, None)
     if env is not None:
         os.environ[SINGLE_NODE_ENV] = env
+
+
+def search_base(tmp_path: Path, **trainer) -> dict:
+    """The tiny config as a search's inline base: no LR warm-up, frequent step logs."""
+    base = tiny_config(tmp_path)
+    base["trainer"].update({"sample_every_epochs": 2, "log_every_steps": 5, **trainer})
+    base["advanced"]["lr_warmup_steps"] = 0
+    return base
+
+
+def run_search(tmp_path: Path, space: dict, *flags: str, name: str = "exp",
+               timeout: float = 240) -> tuple[Path, subprocess.CompletedProcess]:
+    """Write `space` as space.yaml under `tmp_path` and run a whole search on it through the CLI
+    (its own local Ray, a free dashboard port); returns its experiment directory and the process."""
+    import yaml
+
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    proc = run_cli("abr_tune.search", "--space", str(tmp_path / "space.yaml"), "--storage-path",
+                   str(tmp_path / "runs"), "--name", name, "--dashboard-port", str(free_port()), *flags,
+                   timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp_path / "runs" / name, proc

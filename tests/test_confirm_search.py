@@ -11,8 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import assert_user_error, free_port, run_cli, tiny_config
+from conftest import assert_user_error, run_cli, run_search, search_base
 
 from abr_tune.config import load_config
 
@@ -20,9 +19,7 @@ from abr_tune.config import load_config
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> tuple[Path, str]:
     tmp = tmp_path_factory.mktemp("confirm")
-    base = tiny_config(tmp)
-    base["advanced"]["lr_warmup_steps"] = 0
-    base["trainer"]["max_epochs"] = 3  # the base's own full length: what --top re-trains at
+    base = search_base(tmp, max_epochs=3)  # the base's own full length: what --top re-trains at
     base["seed"] = 42
     space = {
         "base": base, "num_samples": 2, "max_concurrent": 2,
@@ -31,11 +28,8 @@ def experiment(tmp_path_factory) -> tuple[Path, str]:
         "confirm": {"top_k": 1, "seeds": 2},
         "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}},
     }
-    (tmp / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
-    proc = run_cli("abr_tune.search", "--space", str(tmp / "space.yaml"), "--storage-path", str(tmp / "runs"),
-                   "--name", "exp", "--dashboard-port", str(free_port()), timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return tmp / "runs" / "exp", proc.stdout
+    exp, proc = run_search(tmp, space)
+    return exp, proc.stdout
 
 
 @pytest.mark.timeout(300)

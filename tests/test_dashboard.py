@@ -21,8 +21,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
-from conftest import free_port, run_cli, tiny_config
+from conftest import free_port, run_search, search_base
 from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
 
 DASHBOARD_STATES = {"Complete", "Pruned", "Fail", "Running", "Waiting"}  # TrialState names, capitalized
@@ -32,20 +31,14 @@ DASHBOARD_STATES = {"Complete", "Pruned", "Fail", "Running", "Waiting"}  # Trial
 def search(tmp_path_factory) -> tuple[Path, str]:
     """(experiment dir, the search's stdout) of a finished 3-trial search with ASHA rungs at epochs 1 and 2."""
     tmp = tmp_path_factory.mktemp("dashboard")
-    base = tiny_config(tmp)
-    base["trainer"].update(sample_every_epochs=2, log_every_steps=5)
-    base["advanced"]["lr_warmup_steps"] = 0
     space = {
-        "base": base, "num_samples": 3, "max_concurrent": 2,
+        "base": search_base(tmp), "num_samples": 3, "max_concurrent": 2,
         "scheduler": {"max_t": 2, "grace_period": 1, "reduction_factor": 2},
         "search": {"seed": 0, "n_startup_trials": 3},
         "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 5e-3}},
     }
-    (tmp / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
-    proc = run_cli("abr_tune.search", "--space", str(tmp / "space.yaml"), "--storage-path", str(tmp / "runs"),
-                   "--name", "exp", "--dashboard-port", str(free_port()), timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return tmp / "runs" / "exp", proc.stdout + proc.stderr
+    exp, proc = run_search(tmp, space)
+    return exp, proc.stdout + proc.stderr
 
 
 def _printed(output: str, prefix: str) -> list[str]:

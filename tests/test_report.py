@@ -14,8 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
-from conftest import assert_user_error, free_port, run_cli, tiny_config
+from conftest import assert_user_error, run_cli, run_search, search_base
 
 from abr_tune.hpo.report.figures import asha_rungs
 from abr_tune.hpo.report.importance import study_importance
@@ -30,11 +29,8 @@ DATA_URI = 'src="data:image/png;base64,'
 def experiment(tmp_path_factory) -> Path:
     """A finished search: lr and stft_weight searched, one trial diverges (lr = 1), one hardly learns."""
     tmp = tmp_path_factory.mktemp("search")
-    base = tiny_config(tmp)
-    base["trainer"].update(sample_every_epochs=3, log_every_steps=5)
-    base["advanced"]["lr_warmup_steps"] = 0
     space = {
-        "base": base, "num_samples": 4, "max_concurrent": 2,
+        "base": search_base(tmp, sample_every_epochs=3), "num_samples": 4, "max_concurrent": 2,
         "scheduler": {"max_t": 3, "grace_period": 1, "reduction_factor": 2},
         "search": {"seed": 0, "n_startup_trials": 5, "points_to_evaluate": [  # every trial fixed: no luck involved
             "base", {"optim.lr": 1.0, "loss.stft_weight": 0.1},
@@ -42,11 +38,7 @@ def experiment(tmp_path_factory) -> Path:
         "params": {"optim.lr": {"dist": "loguniform", "low": 1e-5, "high": 1.0},
                    "loss.stft_weight": {"dist": "uniform", "low": 0.0, "high": 0.3}},
     }
-    (tmp / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
-    proc = run_cli("abr_tune.search", "--space", str(tmp / "space.yaml"), "--storage-path", str(tmp / "runs"),
-                   "--name", "exp", "--dashboard-port", str(free_port()), timeout=170)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return tmp / "runs" / "exp"
+    return run_search(tmp, space, timeout=170)[0]
 
 
 def _image_sources(page: str) -> list[str]:
