@@ -47,7 +47,7 @@ def test_the_measured_winner_beats_the_base_beyond_seed_noise():
 def test_a_difference_inside_seed_noise_confirms_nothing():
     noisy = {1: 0.5332, 2: 0.5351, 3: 0.5371}  # better on average by 0.0009, seed sd ~0.004
     rows = summarise({BASE_LABEL: BASE, "n": noisy}, _candidates("n", BASE_LABEL), SEEDS, "min")
-    assert rows[0].label == "n" and not rows[0].beats_base
+    assert rows[0].label == "n" and not rows[0].beats_base and not rows[0].worse_than_base
     assert winner(rows) is None
     assert verdict_line(rows).startswith("No configuration beats the base config beyond seed noise")
 
@@ -60,3 +60,12 @@ def test_direction_follows_the_mode_and_missing_seeds_are_reported():
     assert h.label == "h" and h.seeds_missing == [3]
     assert paired(higher, base)[0] == pytest.approx(0.07)
     assert h.beats_base  # constant paired difference: certain sign
+
+
+def test_a_configuration_worse_beyond_seed_noise_is_said_to_be_worse():
+    worse = {1: 0.5552, 2: 0.5547, 3: 0.5601}  # the quick start's fourth-ranked trial: +3.9%
+    rows = summarise({BASE_LABEL: BASE, "x": worse}, _candidates("x", BASE_LABEL), SEEDS, "min")
+    x = next(r for r in rows if r.label == "x")
+    assert x.worse_than_base and not x.beats_base
+    assert "worse than the base" in format_table(rows, "val/mse_v", SEEDS)
+    assert winner(rows) is None

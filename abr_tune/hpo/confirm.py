@@ -40,6 +40,7 @@ class Confirmed:
     diff_ci95: Optional[float] = None
     p_value: Optional[float] = None  # paired t-test against the base
     beats_base: bool = False
+    worse_than_base: bool = False  # the paired difference's interval lies entirely on the worse side
     search_value: Optional[float] = None
     seeds_missing: list[int] = field(default_factory=list)
 
@@ -92,10 +93,15 @@ def summarise(runs: dict[str, dict[int, float]], candidates: list[Candidate], se
                         seeds_missing=[s for s in seeds if s not in values])
         if c.label != BASE_LABEL and base:
             row.diff_mean, row.diff_ci95, row.p_value = paired(values, base)
-            upper = sign * row.diff_mean + (row.diff_ci95 if math.isfinite(row.diff_ci95) else math.inf)
-            row.beats_base = upper < 0
+            half = row.diff_ci95 if math.isfinite(row.diff_ci95) else math.inf
+            row.beats_base = sign * row.diff_mean + half < 0
+            row.worse_than_base = sign * row.diff_mean - half > 0
         rows.append(row)
     return sorted(rows, key=lambda r: sign * r.mean)
+
+
+def verdict_of(beats: bool, worse: bool) -> str:
+    return "beats the base" if beats else "worse than the base" if worse else "within seed noise"
 
 
 def winner(rows: list[Confirmed]) -> Optional[Confirmed]:
@@ -115,7 +121,7 @@ def format_table(rows: list[Confirmed], metric: str, seeds: list[int]) -> str:
             half = f" ± {r.diff_ci95:.4f}" if r.diff_ci95 is not None and math.isfinite(r.diff_ci95) else ""
             versus = f"{100 * r.diff_mean / _base_mean(rows):+.1f}% ({r.diff_mean:+.4f}{half})"
             p = f"{r.p_value:.3g}" if r.p_value is not None and math.isfinite(r.p_value) else "-"
-            verdict = "beats the base" if r.beats_base else "within seed noise"
+            verdict = verdict_of(r.beats_base, r.worse_than_base)
         search = f"{r.search_value:.4f}" if r.search_value is not None else "-"
         body.append([r.label, f"{r.mean:.4f}{ci}", search, versus, p, verdict])
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...formatting import finite
-from ..confirm import BASE_LABEL
+from ..confirm import BASE_LABEL, verdict_of
 
 
 def confirmation_blocks(summary: dict[str, Any], metric: str) -> list[tuple[str, Any]]:
@@ -30,5 +30,5 @@ def _row(r: dict[str, Any]) -> list[str]:
         return [f"`{r['label']}`", f"{r['mean']:.4f}{ci}", search, "-", "-", "the reference"]
     half = f" ± {r['diff_ci95']:.4f}" if finite(r.get("diff_ci95")) else ""
     p = f"{r['p_value']:.3g}" if finite(r.get("p_value")) else "-"
-    verdict = "beats the base" if r["beats_base"] else "within seed noise"
+    verdict = verdict_of(r["beats_base"], r.get("worse_than_base", False))
     return [f"`{r['label']}`", f"{r['mean']:.4f}{ci}", search, f"{r['diff_mean']:+.4f}{half}", p, verdict]
