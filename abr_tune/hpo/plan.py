@@ -29,6 +29,7 @@ SMOKE_OVERRIDES = {
     "advanced.lr_warmup_steps": 0,
 }
 SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
+SMOKE_CONFIRM = {"top_k": 1, "seeds": 2}  # at most: a confirming space confirms its winner over 2 seeds
 
 
 def plan_new(args: argparse.Namespace) -> Experiment:
@@ -83,7 +84,8 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
     flags = {"num_samples": args.num_samples, "max_concurrent": args.max_concurrent, "max_t": args.max_epochs,
              "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
              "metric": args.metric, "seed": args.seed, "top_k": args.confirm_top, "seeds": args.confirm_seeds}
-    given = {**(SMOKE_SETTINGS if args.smoke_test else {}), **{k: v for k, v in flags.items() if v is not None}}
+    smoke = {**SMOKE_SETTINGS, **{k: min(v, getattr(space.confirm, k)) for k, v in SMOKE_CONFIRM.items()}}
+    given = {**(smoke if args.smoke_test else {}), **{k: v for k, v in flags.items() if v is not None}}
     max_t = given.get("max_t", space.scheduler.max_t or base_cfg.trainer.max_epochs)
     grace = min(given.get("grace_period", space.scheduler.grace_period), max_t)
     r = space.resources
