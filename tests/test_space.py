@@ -146,6 +146,7 @@ BAD_SPACES = [
                  "loss.stft_weight": {"dist": "uniform", "low": 0, "high": 1}}}, "not a param declared before it"),
     ({"params": LR, "metric": "sample/nonsense"}, "is not reported every epoch"),
     ({"params": LR, "metric": "sample/corr"}, "improves when it goes up; set mode: max"),
+    ({"params": LR, "metric": "sample/c2st_acc", "mode": "max"}, "improves when it goes down; set mode: min"),
     ({"params": LR, "mode": "minimum"}, "mode is 'minimum'; allowed: min, max"),
     ({"params": LR, "scheduler": {"max_t": 2, "grace_period": 3}}, "grace_period (3) must be <= max_t (2)"),
     ({"params": LR, "scheduler": {"max_t": "ten"}}, "scheduler.max_t must be of type int"),

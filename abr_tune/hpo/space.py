@@ -52,7 +52,7 @@ from .params import Param, closest_hint
 METRIC_MODES = {
     "val/mse_v": "min", "epoch/train_loss_avg": "min", "sample/corr": "max", "sample/mse_uv": "min",
     "sample/wave_v_latency_mae_ms": "min", "sample/wave_v_missed_frac": "min", "sample/detection_acc": "max",
-    "sample/spectral_distance_db": "min",
+    "sample/spectral_distance_db": "min", "sample/c2st_acc": "min",
 }
 METRICS = tuple(METRIC_MODES)
 
