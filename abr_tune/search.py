@@ -28,6 +28,7 @@ from .hpo.confirm_run import confirm_search
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
 from .hpo.plan import claim, finished, plan_new, plan_resume, release
+from .hpo.space import METRICS
 from .hpo.summary import report
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
 
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dashboard-port", type=int, metavar="PORT",
                    help="Ray dashboard port (default 8265, or the next free one when another Ray holds it)")
     p.add_argument("--smoke-test", action="store_true", help="tiny model and data, 4 trials of 2 epochs: seconds each")
-    p.add_argument("--metric", help="metric to optimise: val/mse_v (default) or epoch/train_loss_avg")
+    p.add_argument("--metric", help=f"metric to optimise, its direction set from it (default val/mse_v): "
+                                    f"{', '.join(METRICS)}")
     p.add_argument("--seed", type=int, metavar="N", help="sampler seed (default from the space)")
     p.add_argument("--confirm-top", type=int, metavar="K",
                    help="after the search, re-run the top K configurations and the base config over seeds; the "
