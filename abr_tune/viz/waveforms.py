@@ -31,9 +31,10 @@ TICKS_PER_AXIS = 3  # at most, so that the tick labels fit a 1.4-inch panel
 
 def condition_label(static_row: np.ndarray) -> str:
     """'80 dB · 21/s' over '30 y · Fmp 3.1' (two lines fit a narrow panel) from a raw (age, intensity, rate, fmp) row;
-    age and FMP keep two significant digits (0.25 y and 68 y alike)."""
+    infants' ages in months ('3 mo'), Fmp with two significant digits."""
     age, intensity, rate, fmp = (float(v) for v in static_row)
-    return f"{intensity:.0f} dB · {rate:.0f}/s\n{age:.2g} y · Fmp {fmp:.2g}"
+    shown = f"{age * 12:.0f} mo" if age < 2 else f"{age:.2g} y"
+    return f"{intensity:.0f} dB · {rate:.0f}/s\n{shown} · Fmp {fmp:.2g}"
 
 
 def _style(ax, static_row: np.ndarray) -> None:
