@@ -178,6 +178,17 @@ def test_asha_stops_a_bad_trial_and_the_best_config_retrains(tmp_path):
     assert len(results) == 5 and results.num_errors == 0
     assert len(tune.ExperimentAnalysis(str(exp)).trials) == 5
     assert (exp / "optuna.db").is_file()
+    # The study tells the truth: the stopped trial PRUNED, the diverged one FAIL, the others at their best epoch.
+    import optuna
+
+    study = {t.user_attrs["ray_trial_id"]: t for t in optuna.load_study(
+        study_name="asha", storage=f"sqlite:///{exp / 'optuna.db'}").trials}
+    assert study[hopeless[0]["trial_id"]].state == optuna.trial.TrialState.PRUNED
+    assert study[diverged["trial_id"]].state == optuna.trial.TrialState.FAIL
+    for trial in summary["trials"]:
+        if trial["status"] == "completed":  # a completed trial's value is its best epoch's, as ranked
+            got = study[trial["trial_id"]]
+            assert got.state == optuna.trial.TrialState.COMPLETE and got.value == pytest.approx(trial["best_value"])
 
     cfg = load_config(exp / "best_config.yaml")
     assert cfg.optim.lr == summary["best"]["params"]["optim.lr"]

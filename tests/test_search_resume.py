@@ -143,7 +143,9 @@ def test_a_copied_experiment_resumes_into_its_own_study_and_the_study_records_wh
     rows = _compare_study(copy)  # every trial: state, value and per-epoch values as Tune saw them
     print("\n#  lr  status  epochs  study state  study value\n" + "\n".join(map(str, rows)))
     states = {state for *_, state, _ in rows}
-    assert states == {"COMPLETE", "PRUNED", "FAIL"}, rows  # completed, stopped by ASHA, diverged and raised
+    # completed, diverged and raised; PRUNED only where ASHA stopped a trial (checked per trial above:
+    # whether ASHA stops one here depends on the order in which the resumed trials report)
+    assert {"COMPLETE", "FAIL"} <= states <= {"COMPLETE", "PRUNED", "FAIL"}, rows
     assert _study_states(copy).get("RUNNING", 0) == 0
 
     # Resuming it again: it is finished, nothing runs and nothing is rewritten.
