@@ -33,7 +33,7 @@ from .hpo.summary import report
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
 
 EXAMPLES = """examples:
-  python -m abr_tune.search --space search_spaces/lr_stft.yaml            # the quick start (2 CPUs, ~5 min)
+  python -m abr_tune.search --space search_spaces/lr_stft.yaml            # the quick start (2 CPUs, ~7.5 min)
   python -m abr_tune.search --space search_spaces/lr_stft.yaml --smoke-test
   python -m abr_tune.search --resume runs/search/lr_stft-20260101-120000  # after Ctrl-C, a kill or a reboot
   python -m abr_tune.search --space search_spaces/architecture.yaml --address auto \\
