@@ -7,13 +7,13 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
+from ..paths import unwritable
 from .layout import SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
 from .space import METRIC_MODES, SearchSpace
 from .space_file import check_settings, load_space, refuse_searched
@@ -123,10 +123,9 @@ def _storage_path(value: str) -> str:
     if "://" in value:
         return value
     path = Path(value).expanduser().resolve()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        problem = "is not a directory" if not existing.is_dir() else "is not writable"
-        raise UserError(f"--storage-path '{value}' cannot hold experiments: '{existing}' {problem}; "
+    blocked = unwritable(path)
+    if blocked:
+        raise UserError(f"--storage-path '{value}' cannot hold experiments: '{blocked[0]}' {blocked[1]}; "
                         "pass a writable directory")
     return str(path)
 
