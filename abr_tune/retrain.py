@@ -28,7 +28,8 @@ RESULT_FILE = "retrain_result.json"
 
 def build_parser() -> CliParser:
     p = CliParser(prog="python -m abr_tune.retrain", description=(
-        "Re-train the best trial of a search at full length and evaluate it on the test split."))
+        "Re-train the best trial of a search (for the length it measured, or --max-epochs) and evaluate it on "
+        "the test split; --trial re-trains any trial, --top K measures how the ranking transfers."))
     p.add_argument("--experiment", required=True, metavar="DIR",
                    help="the search's experiment directory (holds best_config.yaml)")
     p.add_argument("--max-epochs", type=int, metavar="N",

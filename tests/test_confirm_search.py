@@ -54,7 +54,7 @@ def test_the_top_config_and_the_base_are_confirmed_over_seeds(experiment):
     assert "Confirmation over seeds 43, 44" in stdout and confirmation["verdict"] in stdout
     report = (exp / "report" / "summary.md").read_text()
     assert "## Confirmation over seeds" in report
-    assert f"Confirmed over seeds 43, 44: {confirmation['verdict']}" in report
+    assert f"{confirmation['verdict']} (seeds 43, 44)" in report
     # The re-train's default length is what the search measured: max_t.
     assert load_config(exp / "best_config.yaml").trainer.max_epochs == 2
 

@@ -109,7 +109,7 @@ def _print_outcome(exp: Experiment, best: Optional[TrialRecord], summary: dict[s
     print(f"Best trial: {best.trial_id} {json.dumps(best.overrides)}\n"
           f"Best checkpoint: {best.best_checkpoint}\n"
           f"Best config: {summary['best_config']}\n"
-          f"Re-train it at full length and test it:\n"
+          f"Re-train it (the searched length; --max-epochs N trains longer) and test it:\n"
           f"  python -m abr_tune.retrain --experiment {exp.path}\n"
           f"TensorBoard: tensorboard --logdir {exp.path}\n"
           f"Optuna study: optuna-dashboard sqlite:///{exp.study_db}", flush=True)

@@ -176,8 +176,7 @@ def _outcome(result: SearchResult) -> list[str]:
             line += ": the base config itself; no searched values beat it"
         lines.append(line)
         if s.get("confirmation"):
-            lines.append(f"Confirmed over seeds {', '.join(map(str, s['confirmation']['seeds']))}: "
-                         f"{s['confirmation']['verdict']}")
+            lines.append(f"{s['confirmation']['verdict']} (seeds {', '.join(map(str, s['confirmation']['seeds']))})")
     elif s.get("interrupted"):
         lines.append("No best trial yet: the search was interrupted before every trial finished.")
     else:
@@ -246,7 +245,8 @@ def _best_config_section(doc: Doc, result: SearchResult) -> None:
     rows = [[f"`{k}`", _fmt(base), _fmt(new), "searched" if k in searched else "set for re-training"]
             for k, (base, new) in sorted(changes.items(), key=lambda kv: (kv[0] not in searched, kv[0]))]
     doc.add("table", (["key", "base", "best", "why"], rows))
-    doc.add("p", f"`{best_file}` is a complete train config. Re-train it at full length and test it:")
+    doc.add("p", f"`{best_file}` is a complete train config, for the length the search measured. Re-train it "
+                 "and test it (`--max-epochs N` trains longer, the LR schedule then over N epochs):")
     doc.add("code", f"python -m abr_tune.retrain --experiment {result.path}")
     doc.add("p", "or train it yourself, and explore the search further:")
     doc.add("code", f"python -m abr_tune.train --config {best_file}\ntensorboard --logdir {result.path}\n"
