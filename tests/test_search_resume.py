@@ -220,3 +220,19 @@ def test_a_trial_recorded_as_failed_then_continued_by_a_resume_gets_a_record_of_
         ("FAIL", None, {1: 0.5}, params), ("COMPLETE", 0.4, {1: 0.5, 2: 0.4}, params)]
     assert trials[0].user_attrs == {RAY_TRIAL_ID: "t1"}
     assert trials[1].user_attrs == {RAY_TRIAL_ID: "t1", "resumed_from_trial": 0}
+
+
+def test_a_searcher_state_cut_short_is_reported_before_a_resume(tmp_path):
+    import pickle
+
+    from abr_tune.hpo.plan import tune_state_problem
+
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trials": []}')
+    whole = pickle.dumps({"study": "s", "trials": list(range(50))})
+    state = tmp_path / "searcher-state-2026-01-01_00-00-00.pkl"
+    state.write_bytes(whole)
+    assert tune_state_problem(tmp_path) is None
+    state.write_bytes(whole[: len(whole) // 2])  # what a full disk leaves
+    assert tune_state_problem(tmp_path) == f"Tune's searcher state {state} is damaged (cut short by a full disk?)"
+    state.write_bytes(b"")
+    assert "is damaged" in tune_state_problem(tmp_path)

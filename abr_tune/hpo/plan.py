@@ -176,7 +176,24 @@ def tune_state_problem(path: Path) -> Optional[str]:
         json.loads(states[-1].read_text())
     except (OSError, ValueError) as err:
         return f"Tune's state file {states[-1]} is damaged ({type(err).__name__}: cut short by a full disk?)"
+    # The searcher's state is pickled beside it: a whole pickle ends with its STOP opcode, b".".
+    for pattern in ("searcher-state-*.pkl", "search_gen_state-*.json"):
+        newest = sorted(path.glob(pattern))[-1:]
+        if newest and not _whole_pickle(newest[0]):
+            return f"Tune's searcher state {newest[0]} is damaged (cut short by a full disk?)"
     return None
+
+
+def _whole_pickle(file: Path) -> bool:
+    try:
+        with open(file, "rb") as f:
+            f.seek(0, 2)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, 2)
+            return f.read(1) == b"."
+    except OSError:
+        return False
 
 
 def _can_restore(path: Path) -> bool:
