@@ -5,7 +5,7 @@ scale; each recording an intensity (every subject gets an intensity series), a c
 and a residual-noise level. Waves I–V are Gaussian peaks, I/III/V each followed by a
 trough, V by the slow negativity SN10. Below threshold a recording is noise only.
 Ground truth comes with every recording: response present, and wave V latency and
-peak-to-trough amplitude measured on the noise-free trace with `abr_tune.peaks`.
+peak-to-trough amplitude measured on the noise-free trace with the peak picker (`abr_tune/physiology/peaks.py`).
 Deterministic per seed; fully vectorised (one numpy pass over all recordings).
 """
 

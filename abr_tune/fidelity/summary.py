@@ -133,7 +133,7 @@ _DEFINITIONS = """## What the numbers mean
   response and realistic residual noise scores what a recording does: the oracle row (≈ 0.8).
 - **spectral dist.**: RMS over 100–3000 Hz of the dB difference between the mean power spectra
   of the generated and the recorded set (0 = right spectral content).
-- **V/I/III latency, amplitude**: the documented peak picker (`abr_tune.peaks`) on each generated
+- **V/I/III latency, amplitude**: the documented peak picker (`abr_tune/physiology/peaks.py`) on each generated
   waveform against the truth (the simulator's, or marked `v_latency_ms`/`v_amplitude_uv`, else the
   picker on the recording; waves I and III always the picker); amplitude is peak-to-following-trough,
   error in % of the truth; **found**: share of true peaks the picker finds in the generated waveform.

@@ -1,5 +1,5 @@
 """Physiology fidelity of ABRs in physical units: response detection, peak errors, latency
-effects, diversity and spectral distance. Pure numpy; `metrics.fidelity_metrics` assembles them.
+effects, diversity and spectral distance. Pure numpy; `abr_tune.fidelity.metrics.fidelity_metrics` assembles them.
 
 Definitions (one each, shared by generated and reference waveforms):
 - response detected: the documented wave V picker (`peaks.pick_wave_v`) finds a wave V,
