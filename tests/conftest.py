@@ -106,3 +106,15 @@ def run_search(tmp_path: Path, space: dict, *flags: str, name: str = "exp",
                    timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return tmp_path / "runs" / name, proc
+
+
+def small_npz(path: Path, nan_row: int | None = None) -> Path:
+    """A 48-recording .npz of 12 patients (noise, one condition); `nan_row` puts a NaN in that recording."""
+    import numpy as np
+
+    signals = np.random.default_rng(0).normal(0, 0.1, (48, 200)).astype(np.float32)
+    if nan_row is not None:
+        signals[nan_row, 50] = np.nan
+    static = np.tile([[30.0, 80.0, 21.1, 3.0]], (48, 1)).astype(np.float32)
+    np.savez(path, signals=signals, static=static, patient_id=np.arange(48) // 4)
+    return path

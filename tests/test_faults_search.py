@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, assert_user_error, free_port, run_cli, tiny_config
+from conftest import ROOT, assert_user_error, free_port, run_cli, small_npz, tiny_config
 
 NUM_TO_KEEP = 2  # search.run_config: CheckpointConfig(num_to_keep=2)
 
@@ -49,15 +48,6 @@ def _search(space: Path, exp: Path, *flags: str, timeout: float) -> tuple[dict, 
     return json.loads((exp / "search_summary.json").read_text()), proc.stdout, wall
 
 
-def _npz(path: Path, nan_row: int | None = None) -> Path:
-    signals = np.random.default_rng(0).normal(0, 0.1, (48, 200)).astype(np.float32)
-    if nan_row is not None:
-        signals[nan_row, 50] = np.nan
-    static = np.tile([[30.0, 80.0, 21.1, 3.0]], (48, 1)).astype(np.float32)
-    np.savez(path, signals=signals, static=static, patient_id=np.arange(48) // 4)
-    return path
-
-
 def _size(path: Path, pattern: str = "*") -> int:
     return sum(p.stat().st_size for p in path.rglob(pattern) if p.is_file())
 
@@ -68,7 +58,7 @@ def _size(path: Path, pattern: str = "*") -> int:
 def test_a_trial_that_fails_on_its_data_is_reported_and_the_search_completes(tmp_path):
     # Searching data.path means the search cannot load the data up front (search.load_data):
     # the trial that gets the damaged file raises a UserError inside its Ray worker.
-    good, bad = _npz(tmp_path / "clinic_a.npz"), _npz(tmp_path / "clinic_b.npz", nan_row=7)
+    good, bad = small_npz(tmp_path / "clinic_a.npz"), small_npz(tmp_path / "clinic_b.npz", nan_row=7)
     space = _space(tmp_path, data={"source": "file", "path": str(good)}, num_samples=3,
                    search={"seed": 0, "n_startup_trials": 3, "points_to_evaluate": [{"data.path": str(bad)}]},
                    params={"data.path": {"dist": "choice", "values": [str(good), str(bad)]}})

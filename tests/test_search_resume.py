@@ -20,23 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 import yaml
-from conftest import ROOT, assert_user_error, free_port, run_cli, tiny_config
+from conftest import ROOT, assert_user_error, free_port, run_cli, small_npz, tiny_config
 
 MAX_T = 3
 ENDED = ("COMPLETE", "PRUNED", "FAIL")  # enqueued points wait as WAITING, running trials are RUNNING
-
-
-def _npz(path: Path, nan_row: int | None = None) -> str:
-    signals = np.random.default_rng(0).normal(0, 0.1, (48, 200)).astype(np.float32)
-    if nan_row is not None:
-        signals[nan_row, 50] = np.nan
-    static = np.tile([[30.0, 80.0, 21.1, 3.0]], (48, 1)).astype(np.float32)
-    np.savez(path, signals=signals, static=static, patient_id=np.arange(48) // 4)
-    return str(path)
 
 
 def _study_states(exp: Path) -> dict[str, int]:
@@ -53,7 +43,7 @@ def _files(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("resume")
-    good, bad = _npz(tmp / "good.npz"), _npz(tmp / "bad.npz", nan_row=3)
+    good, bad = str(small_npz(tmp / "good.npz")), str(small_npz(tmp / "bad.npz", nan_row=3))
     base = tiny_config(tmp, data={"source": "file", "path": good}, viz={"num_samples": 2, "plot_spectrogram": False})
     base["trainer"].update(sample_every_epochs=100, log_every_steps=5)
     base["advanced"]["lr_warmup_steps"] = 0
