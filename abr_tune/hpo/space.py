@@ -14,7 +14,8 @@ Schema (every field optional except `params`; unknown fields are errors):
     num_samples: 8                    # trials
     max_concurrent: 2                 # trials running at once
     scheduler: {max_t: 6, grace_period: 1, reduction_factor: 2}   # ASHA, in epochs
-    search: {sampler: tpe, seed: 0, n_startup_trials: 4, points_to_evaluate: [base]}
+    search: {sampler: tpe, seed: 0, n_startup_trials: 4, points_to_evaluate: [base],
+             multivariate: false, group: false, constant_liar: false}   # TPE options
     resources: {cpus_per_trial: 1, gpus_per_trial: 0}   # fractions allowed
     confirm: {top_k: 2, seeds: 3}     # re-run the top 2 and the base over 3 seeds (default top_k 0: off)
     params:                           # dotted config key -> distribution
@@ -70,6 +71,11 @@ class SearchSpec:
     seed: int = 0  # sampler seed
     n_startup_trials: int = 4  # random trials before TPE models the results
     points_to_evaluate: list[Any] = field(default_factory=list)  # `base` or {param: value}
+    # TPE options (Optuna's TPESampler): model the params jointly, split a conditional space into
+    # groups that always appear together, and treat running trials as the worst value so far.
+    multivariate: bool = False
+    group: bool = False
+    constant_liar: bool = False
 
 
 @dataclass

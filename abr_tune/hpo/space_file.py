@@ -94,6 +94,12 @@ def check_settings(space: SearchSpace) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(f"search space: {message}")
+    tpe_options = [k for k in ("multivariate", "group", "constant_liar") if getattr(space.search, k)]
+    if tpe_options and space.search.sampler != "tpe":
+        raise UserError(f"search space: search.{tpe_options[0]} is a TPE option; set search.sampler: tpe or remove it")
+    if space.search.group and not space.search.multivariate:
+        raise UserError("search space: search.group needs search.multivariate: true (Optuna's grouped TPE is "
+                        "multivariate)")
     if not isinstance(space.search.points_to_evaluate, list):
         raise UserError("search.points_to_evaluate must be a list of 'base' or {param: value} mappings")
 

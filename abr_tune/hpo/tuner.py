@@ -25,7 +25,6 @@ def trainable(space: SearchSpace, arrays: Any) -> Any:
 
 
 def new_tuner(exp: Experiment, arrays: Any) -> Any:
-    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -34,10 +33,7 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
 
     s = exp.space
     s.bind(from_dict(s.base))
-    if s.search.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=s.search.seed, n_startup_trials=s.search.n_startup_trials)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=s.search.seed)
+    sampler = make_sampler(s)
     exp.study_db.parent.mkdir(parents=True, exist_ok=True)
     searcher = OptunaStudySearch(
         db_path=exp.study_db, max_t=s.scheduler.max_t,
@@ -58,6 +54,21 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
             reuse_actors=True,
             trial_dirname_creator=trial_dirname),
         run_config=run_config(exp))
+
+
+def make_sampler(space: SearchSpace) -> Any:
+    """The space's Optuna sampler: TPE with its options, or random."""
+    import warnings
+
+    import optuna
+
+    s = space.search
+    if s.sampler != "tpe":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    with warnings.catch_warnings():  # Optuna marks multivariate, group and constant_liar experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials,
+                                          multivariate=s.multivariate, group=s.group, constant_liar=s.constant_liar)
 
 
 def trial_name(trial: Any) -> str:
