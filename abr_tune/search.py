@@ -13,9 +13,10 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Optional
 
-from .errors import CliParser, cli_entry
+from .errors import CliParser, UserError, cli_entry
 from .hpo.cluster import (
     check_address,
     check_dashboard,
@@ -27,7 +28,7 @@ from .hpo.cluster import (
 from .hpo.confirm_run import confirm_search
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
-from .hpo.plan import claim, finished, plan_new, plan_resume, release
+from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, release
 from .hpo.space import METRICS
 from .hpo.summary import report
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
@@ -36,6 +37,8 @@ EXAMPLES = """examples:
   python -m abr_tune.search --space search_spaces/lr_stft.yaml            # the quick start (2 CPUs, ~7.5 min)
   python -m abr_tune.search --space search_spaces/lr_stft.yaml --smoke-test
   python -m abr_tune.search --resume runs/search/lr_stft-20260101-120000  # after Ctrl-C, a kill or a reboot
+  python -m abr_tune.search --extend runs/search/lr_stft-20260101-120000 --num-samples 8   # 8 more trials
+  python -m abr_tune.search --space search_spaces/training.yaml --warm-start runs/search/lr_stft-20260101-120000
   python -m abr_tune.search --space search_spaces/architecture.yaml --address auto \\
       --storage-path /shared/abr_runs --gpus-per-trial 0.25              # on a `ray start --head` cluster
 """
@@ -59,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, metavar="C", help="CPU cores reserved per trial")
     p.add_argument("--gpus-per-trial", type=float, metavar="G", help="GPUs per trial; 0.25 puts four trials on a GPU")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted search in this experiment directory")
+    p.add_argument("--extend", metavar="DIR",
+                   help="add --num-samples more trials (default: as many as it has) to this finished search: TPE "
+                        "proposes from all its trials, ASHA cuts against them, the report covers them all")
+    p.add_argument("--warm-start", action="append", metavar="DIR",
+                   help="run this earlier experiment's best configurations first (repeatable; those that fit "
+                        "the new space)")
+    p.add_argument("--warm-start-top", type=int, metavar="K",
+                   help="how many of each --warm-start experiment's best configurations (default 3)")
     p.add_argument("--override", metavar='"K: V, ..."', help='train config overrides for every trial')
     p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
                    help="Ray dashboard interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
@@ -85,17 +96,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     # TensorBoard logger makes it print `tensorboard --logdir` for its driver_artifacts directory,
     # which holds no trial logs; the trials' TensorBoard runs are under the experiment directory.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    exp = plan_resume(args) if args.resume else plan_new(args)
+    if sum(bool(x) for x in (args.resume, args.extend)) > 1:
+        raise UserError("give --resume DIR or --extend DIR, not both")
+    exp = plan_extend(args) if args.extend else plan_resume(args) if args.resume else plan_new(args)
     if args.resume and (done := finished(exp)):
         print(done, flush=True)
         return 0
+    restoring = bool(args.resume or args.extend)
     address = check_address(args.address)
     if address is None:
         check_local_resources(exp.space)
         check_dashboard(args.dashboard_host, args.dashboard_port)
         check_ray_home()
     arrays = load_data(exp.space)
-    if not args.resume:
+    if args.extend:
+        grow(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
+    elif not args.resume:
         claim(exp)  # last check before Ray starts: a second search with this --name stops here
     started = time.time()
     try:
@@ -103,14 +119,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         check_resources(exp.space)
         results = _fit(args, exp, arrays)
         summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
-                         resumed=bool(args.resume))
+                         resumed=restoring)
         if exp.space.confirm.top_k and summary["best"] and not summary["interrupted"]:
             summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds)
     except BaseException as err:
         import ray
 
         ray.shutdown()
-        if not args.resume:
+        if not restoring:
             release(exp)
         after_failure(exp, err)
         raise
@@ -123,18 +139,27 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
-    if not args.resume:
+    if not (args.resume or args.extend):
         write_space(exp)
         return new_tuner(exp, arrays).fit()
     from ray import tune
 
     from .hpo.searcher import restoring
 
-    print(f"Resuming experiment {exp.path}", flush=True)
+    if args.resume:
+        print(f"Resuming experiment {exp.path}", flush=True)
     with restoring(exp):  # the experiment's own study and directory, wherever it was created
-        tuner = tune.Tuner.restore(exp.path, trainable=trainable(exp.space, arrays),
-                                   resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(exp.path, trainable=trainable(exp.space, arrays), resume_unfinished=True,
+                                   resume_errored=not args.extend)  # an extension leaves errored trials be
         return tuner.fit()
+
+
+def grow(exp: Experiment) -> None:
+    """Write the extended number of trials into the experiment's space.yaml (atomically)."""
+    done = len(list(Path(exp.path).glob("trial_*")))
+    print(f"Extending experiment {exp.path}: {exp.space.num_samples - done} more trials "
+          f"({done} -> {exp.space.num_samples}); TPE proposes from all {done} in {exp.study_db.name}", flush=True)
+    write_space(exp, quiet=True)
 
 
 @contextlib.contextmanager

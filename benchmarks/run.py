@@ -24,7 +24,8 @@ from benchmarks.common import Figure, machine  # noqa: E402
 
 SECTIONS = {  # name -> module: the figures' order
     "step": "step_efficiency", "mfu": "mfu", "sampling": "sampling", "data": "dataset",
-    "threads": "threads", "memory": "memory", "search": "search_overhead", "gpu": "gpu",
+    "threads": "threads", "memory": "memory", "search": "search_overhead", "tpe": "tpe_options",
+    "gpu": "gpu",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

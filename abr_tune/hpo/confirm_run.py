@@ -43,8 +43,9 @@ def run_confirmation(config: dict[str, Any], *, space: SearchSpace, arrays: Any 
     run_trial(run["params"], space=space, arrays=arrays, extra={"seed": int(run["seed"])})
 
 
-def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: Any) -> dict[str, dict[int, float]]:
-    """Train every candidate at every seed; returns {label: {seed: best value of that run}}."""
+def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: Any,
+            stage: str = CONFIRM_DIR) -> dict[str, dict[int, float]]:
+    """Train every candidate at every seed in `<experiment>/<stage>/`; returns {label: {seed: best value}}."""
     from ray import tune
 
     s = exp.space
@@ -55,7 +56,7 @@ def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: A
         fn, param_space={"run": tune.grid_search(grid)},
         tune_config=tune.TuneConfig(metric=s.metric, mode=s.mode, max_concurrent_trials=s.max_concurrent,
                                     reuse_actors=True, trial_dirname_creator=_dirname),
-        run_config=run_config(exp, stage=CONFIRM_DIR))
+        run_config=run_config(exp, stage=stage))
     runs: dict[str, dict[int, float]] = {}
     for result in tuner.fit():
         run = (result.config or {}).get("run") or {}
@@ -67,6 +68,16 @@ def _best(result: Any, metric: str, mode: str) -> float:
     df = result.metrics_dataframe
     values = [v for v in ([] if df is None or metric not in df else df[metric].tolist()) if finite(v)]
     return (min if mode == "min" else max)(values) if values else math.nan
+
+
+def stage_dir(exp: Experiment) -> str:
+    """confirm/, or confirm_2/, confirm_3/ ... when an extended search confirms again (the earlier stays)."""
+    if exp.local_dir is None or not (exp.local_dir / CONFIRM_DIR).exists():
+        return CONFIRM_DIR
+    n = 2
+    while (exp.local_dir / f"{CONFIRM_DIR}_{n}").exists():
+        n += 1
+    return f"{CONFIRM_DIR}_{n}"
 
 
 def _dirname(trial: Any) -> str:
@@ -87,14 +98,16 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     seeds = confirmation_seeds(from_dict(exp.space.base).seed, n_seeds)
     print(f"\nConfirming {', '.join(c.label for c in cands)} over {len(seeds)} training seeds "
           f"({len(cands) * len(seeds)} runs of {exp.space.scheduler.max_t} epochs) ...", flush=True)
-    rows = summarise(confirm(exp, cands, seeds, arrays), cands, seeds, exp.space.mode)
+    stage = stage_dir(exp)
+    rows = summarise(confirm(exp, cands, seeds, arrays, stage), cands, seeds, exp.space.mode)
     print(format_table(rows, exp.space.metric, seeds))
     print(verdict_line(rows), flush=True)
     best = winner(rows)
     chosen = _record(exp, records, best.label if best else BASE_LABEL, cands)
     note = (f"Confirmed over seeds {', '.join(map(str, seeds))}: {verdict_line(rows)}")
     summary["confirmation"] = {"seeds": seeds, "top_k": top_k, "winner": chosen.trial_id if best else BASE_LABEL,
-                               "verdict": verdict_line(rows), "rows": [asdict(r) for r in rows]}
+                               "verdict": verdict_line(rows), "rows": [asdict(r) for r in rows],
+                               "dir": f"{exp.path}/{stage}"}
     summary["best"] = brief(chosen)
     summary["best_config"] = write_best_config(exp, chosen, note)
     write_summary(exp, summary)

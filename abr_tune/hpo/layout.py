@@ -6,6 +6,7 @@
     <experiment>/best_config.yaml      a complete train config of the best trial
     <experiment>/retrain/              where best_config.yaml trains (retrain_<id>/ for --trial ID)
     <experiment>/confirm/              the confirmation runs: the top K and the base config over seeds
+                                       (confirm_2/, ... when an extended search confirms again)
     <experiment>/transfer/             retrain --top K: full-length runs and transfer.json
     <experiment>/report/               summary.md, index.html and figures
     <experiment>/trial_<id>_<params>/  a trial: train_summary.json, train/ (its run: TensorBoard, checkpoints)

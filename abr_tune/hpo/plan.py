@@ -14,6 +14,7 @@ from typing import Any, Optional
 from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
 from ..paths import unwritable
+from .grow import with_warm_start
 from .layout import SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
 from .space import METRIC_MODES, SearchSpace
 from .space_file import check_settings, load_space, refuse_searched
@@ -47,6 +48,10 @@ def plan_new(args: argparse.Namespace) -> Experiment:
         base = apply_overrides(base, overrides)
     base_cfg = from_dict(_absolute_data_path(base))
     space = _apply_flags(space, args, base_cfg)
+    if args.warm_start_top is not None and not args.warm_start:
+        raise UserError("--warm-start-top needs --warm-start DIR (the experiment to start from)")
+    if args.warm_start:
+        space = with_warm_start(space, args.warm_start, args.warm_start_top or 3, base_cfg)
     space.check(base_cfg.to_dict(), seed=space.search.seed)
     name = args.name or f"{Path(args.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = Experiment(space, _check_name(name), _storage_path(args.storage_path))
@@ -132,35 +137,78 @@ def _storage_path(value: str) -> str:
 
 def plan_resume(args: argparse.Namespace) -> Experiment:
     """The experiment in --resume DIR, after checking it is one; search-shaping flags are refused."""
-    path = Path(args.resume).expanduser().resolve()
+    path = _restorable(args.resume)
+    _refuse(args, SHAPING + ("confirm_top", "confirm_seeds", "num_samples", "max_concurrent"),
+            f"cannot change a search being resumed; it continues with the settings in {path / SPACE_FILE}")
+    return _experiment(path)
+
+
+def plan_extend(args: argparse.Namespace) -> Experiment:
+    """The finished experiment in --extend DIR with --num-samples more trials (default: as many
+    as it has); its space.yaml is rewritten with the new total just before Ray starts (`grow`)."""
+    path = _restorable(args.extend)
+    _refuse(args, SHAPING, f"cannot change the space of a search being extended (its settings are in "
+                           f"{path / SPACE_FILE}); start a new search with --space (and --warm-start {path})")
+    exp = _experiment(path)
+    summary = _summary(path)
+    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+        raise UserError(f"'{args.extend}' is not a finished search; continue it with --resume {path} first")
+    more = summary["num_trials"] if args.num_samples is None else args.num_samples
+    if more < 1:
+        raise UserError(f"--num-samples {more}: an extension adds at least 1 trial")
+    flags = {"num_samples": exp.space.num_samples + more, "max_concurrent": args.max_concurrent}
+    confirm = {"top_k": args.confirm_top, "seeds": args.confirm_seeds}
+    exp.space = dataclasses.replace(
+        exp.space, **{k: v for k, v in flags.items() if v is not None},
+        confirm=dataclasses.replace(exp.space.confirm, **{k: v for k, v in confirm.items() if v is not None}))
+    check_settings(exp.space)
+    return exp
+
+
+# Flags that shape what a search searches: fixed once it has started.
+SHAPING = ("space", "max_epochs", "cpus_per_trial", "gpus_per_trial", "override", "metric", "seed", "name",
+           "warm_start", "warm_start_top")
+
+
+def _restorable(given: str) -> Path:
+    path = Path(given).expanduser().resolve()
     if not (path / SPACE_FILE).is_file() or not _can_restore(path):
-        raise UserError(f"'{args.resume}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
+        raise UserError(f"'{given}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
                         "pass the experiment directory printed when the search started")
     problem = tune_state_problem(path)
     if problem:
         raise UserError(f"{problem}; this search cannot be resumed. Its finished trials are kept in {STUDY_FILE} "
                         "and their trial directories; start a new search with --space")
-    fixed = [f for f in ("space", "num_samples", "max_concurrent", "max_epochs", "cpus_per_trial", "gpus_per_trial",
-                         "override", "metric", "seed", "name", "confirm_top", "confirm_seeds")
-             if getattr(args, f) is not None]
-    if fixed or args.smoke_test:
-        shown = ", ".join("--" + f.replace("_", "-") for f in fixed + (["smoke_test"] if args.smoke_test else []))
-        raise UserError(f"{shown} cannot change a search being resumed; it continues with the settings in "
-                        f"{path / SPACE_FILE}")
+    return path
+
+
+def _refuse(args: argparse.Namespace, names: tuple[str, ...], why: str) -> None:
+    given = [n for n in names if getattr(args, n, None) is not None]
+    given += ["smoke_test"] if args.smoke_test else []
+    if given:
+        raise UserError(f"{', '.join('--' + n.replace('_', '-') for n in given)} {why}")
+
+
+def _experiment(path: Path) -> Experiment:
     return Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent),
                       study_name=study_name(path / STUDY_FILE, path.name))
 
 
-def finished(exp: Experiment) -> Optional[str]:
-    """What to tell a user who resumes a search that has finished (None when it has not)."""
+def _summary(path: Path) -> Optional[dict[str, Any]]:
     try:
-        summary = json.loads((Path(exp.path) / SUMMARY_FILE).read_text())
+        return json.loads((path / SUMMARY_FILE).read_text())
     except (OSError, ValueError):  # never finished, or its summary is unreadable: Tune's state decides
         return None
-    if summary.get("interrupted", True):
+
+
+def finished(exp: Experiment) -> Optional[str]:
+    """What to tell a user who resumes a search that has finished (None when it has not)."""
+    summary = _summary(Path(exp.path))
+    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
         return None
     return (f"abr-tune: experiment '{exp.path}' already finished ({summary.get('num_trials')} trials); "
-            f"nothing to resume. Its results: {exp.path}/{SUMMARY_FILE}; start another search with --space")
+            f"nothing to resume. Its results: {exp.path}/{SUMMARY_FILE}; add trials with --extend {exp.path}, "
+            "or start another search with --space")
 
 
 def tune_state_problem(path: Path) -> Optional[str]:

@@ -179,7 +179,8 @@ def _step(result: dict) -> Optional[int]:
 
 
 class ExperimentSearchGenerator(SearchGenerator):
-    """Tune's SearchGenerator whose restored experiment spec creates new trials in the restored directory.
+    """Tune's SearchGenerator whose restored experiment spec creates new trials in the restored
+    directory, and whose number of trials is the one in the restored experiment's space.yaml.
 
     Tune moves the trials it restores to the directory being restored, but the spec it creates
     new trials from comes back from search_gen_state-*.json naming the directory of the run that
@@ -197,7 +198,13 @@ class ExperimentSearchGenerator(SearchGenerator):
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         exp = _restoring
-        if exp is None or exp.local_dir is None or self._experiment is None:
+        if exp is None:
+            return
+        # space.yaml holds the number of trials: `--extend` raises it, and a search extended and
+        # then interrupted resumes with the raised number (Tune saved the old one).
+        if exp.space.num_samples > self._total_samples:
+            self._total_samples, self._finished = exp.space.num_samples, False
+        if exp.local_dir is None or self._experiment is None:
             return
         storage = copy.copy(self._experiment.spec["storage"])
         storage.storage_fs_path = exp.storage_path

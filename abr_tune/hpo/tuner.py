@@ -26,9 +26,9 @@ def trainable(space: SearchSpace, arrays: Any) -> Any:
 
 def new_tuner(exp: Experiment, arrays: Any) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    from .scheduler import RestoredASHA
     from .searcher import ExperimentSearchGenerator, OptunaStudySearch
 
     s = exp.space
@@ -40,9 +40,9 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
         space=s.define_by_run, metric=s.metric, mode=s.mode, sampler=sampler, study_name=exp.study_name,
         points_to_evaluate=s.points_to_evaluate(from_dict(s.base)) or None)
     search_alg = ExperimentSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent))
-    # ASHA times trials in epochs; stop_last_trials=False: reaching max_t alone stops nothing,
-    # trials end when train_abr returns (trainer.max_epochs = max_t).
-    scheduler = ASHAScheduler(time_attr="epoch", max_t=s.scheduler.max_t, grace_period=s.scheduler.grace_period,
+    # ASHA times trials in epochs (its rungs refilled on a restore); stop_last_trials=False:
+    # reaching max_t alone stops nothing, trials end when train_abr returns (trainer.max_epochs = max_t).
+    scheduler = RestoredASHA(time_attr="epoch", max_t=s.scheduler.max_t, grace_period=s.scheduler.grace_period,
                               reduction_factor=s.scheduler.reduction_factor, stop_last_trials=False)
     return tune.Tuner(
         trainable(s, arrays),
@@ -132,10 +132,12 @@ def tune_trials(exp: Experiment) -> dict[str, Any]:
     return {t.trial_id: t for t in tune.ExperimentAnalysis(exp.path).trials}
 
 
-def write_space(exp: Experiment) -> None:
-    print(f"Experiment: {exp.path}\nTensorBoard: tensorboard --logdir {exp.path}\n"
-          f"Optuna study: {exp.study_db} (study '{exp.study_name}')", flush=True)
-    text = "# Resolved search space of this experiment (flags applied); --resume reads it.\n"
+def write_space(exp: Experiment, *, quiet: bool = False) -> None:
+    """space.yaml: the resolved space --resume and --extend read (rewritten whole by an extension)."""
+    if not quiet:
+        print(f"Experiment: {exp.path}\nTensorBoard: tensorboard --logdir {exp.path}\n"
+              f"Optuna study: {exp.study_db} (study '{exp.study_name}')", flush=True)
+    text = "# Resolved search space of this experiment (flags applied); --resume and --extend read it.\n"
     text += yaml.safe_dump(exp.space.to_dict(), sort_keys=False)
     if exp.local_dir is None:
         import pyarrow.fs
@@ -146,5 +148,7 @@ def write_space(exp: Experiment) -> None:
             out.write(text.encode())
         return
     exp.local_dir.mkdir(parents=True, exist_ok=True)  # claimed (created empty) by the planning
-    (exp.local_dir / SPACE_FILE).write_text(text)
+    partial = exp.local_dir / f".{SPACE_FILE}.partial"
+    partial.write_text(text)
+    partial.replace(exp.local_dir / SPACE_FILE)  # never half a space file
 
