@@ -101,6 +101,8 @@ class TrainerConfig:
     max_epochs: int = 100  # epochs to train
     validate_every_epochs: int = 1  # run validation every N epochs
     sample_every_epochs: int = 2  # DDIM samples and figures every N epochs
+    sample_epochs: list[int] = field(default_factory=list)  # more epochs to sample on (the last always samples)
+    sample_conditions: int = 32  # validation conditions the sample metrics score (fixed by val_seed)
     save_every_epochs: int = 5  # periodic checkpoint every N epochs
     ckpt_dir: Optional[str] = None  # default: <log_dir>/<exp_name>/checkpoints
     keep_last_k: int = 5  # periodic checkpoints kept

@@ -98,6 +98,9 @@ def _trainer_viz(cfg: TrainConfig, check: Checks) -> None:
     check(t.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {t.max_epochs}")
     for key in ("validate_every_epochs", "sample_every_epochs", "save_every_epochs", "log_every_steps"):
         check(getattr(t, key) >= 1, f"trainer.{key} must be >= 1, got {getattr(t, key)}")
+    check(all(e >= 1 for e in t.sample_epochs), f"trainer.sample_epochs must be epochs >= 1, got {t.sample_epochs}")
+    check(8 <= t.sample_conditions <= 4096, f"trainer.sample_conditions must be in [8, 4096] (the metrics need "
+                                             f"a few recordings of each kind), got {t.sample_conditions}")
     check(t.keep_last_k >= 0 and t.early_stop_patience >= 0,
           "trainer.keep_last_k and trainer.early_stop_patience must be >= 0")
     check(t.early_stop_min_delta >= 0, f"trainer.early_stop_min_delta must be >= 0, got {t.early_stop_min_delta:g}")

@@ -16,8 +16,8 @@ from ..errors import UserError
 from ..paths import unwritable
 from .grow import with_warm_start
 from .layout import SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
-from .space import METRIC_MODES, SearchSpace
-from .space_file import check_settings, load_space, refuse_searched
+from .space import SearchSpace
+from .space_file import check_settings, load_space, refuse_searched, with_metrics
 from .study import study_name
 
 # --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
@@ -88,15 +88,15 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
     """The space with the base inlined and --smoke-test, then explicit flags, over its settings."""
     flags = {"num_samples": args.num_samples, "max_concurrent": args.max_concurrent, "max_t": args.max_epochs,
              "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-             "metric": args.metric, "seed": args.seed, "top_k": args.confirm_top, "seeds": args.confirm_seeds}
+             "seed": args.seed, "top_k": args.confirm_top, "seeds": args.confirm_seeds}
     smoke = {**SMOKE_SETTINGS, **{k: min(v, getattr(space.confirm, k)) for k, v in SMOKE_CONFIRM.items()}}
     given = {**(smoke if args.smoke_test else {}), **{k: v for k, v in flags.items() if v is not None}}
     max_t = given.get("max_t", space.scheduler.max_t or base_cfg.trainer.max_epochs)
     grace = min(given.get("grace_period", space.scheduler.grace_period), max_t)
     r = space.resources
     resolved = dataclasses.replace(
-        space, base_config=None, base=base_cfg.to_dict(), overrides={}, metric=given.get("metric", space.metric),
-        mode=METRIC_MODES[args.metric] if args.metric in METRIC_MODES else space.mode,
+        space, base_config=None, base=base_cfg.to_dict(), overrides={},
+        **(with_metrics(args.metric) if args.metric else {}),  # --metric replaces the space's objectives
         num_samples=given.get("num_samples", space.num_samples),
         max_concurrent=given.get("max_concurrent", space.max_concurrent),
         scheduler=dataclasses.replace(space.scheduler, max_t=max_t, grace_period=grace),

@@ -15,6 +15,7 @@ from ..config import from_dict
 from ..errors import UserError
 from ..formatting import finite, json_safe
 from .layout import TRIAL_SUMMARY_FILE, TUNE_CHECKPOINT_FILE, Experiment
+from .objectives import valued_epoch
 
 STOPPED_EARLY = "stopped early by ASHA"  # status prefix of a trial the scheduler stopped
 HISTORY_KEYS = ("epoch", "val/mse_v", "epoch/train_loss_avg", "train/lr", "epoch/time_sec",
@@ -39,6 +40,9 @@ class TrialRecord:
     nodes: list[str]
     is_reference: bool = False  # the base config's own values (points_to_evaluate: base)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Several objectives: every objective and constraint metric at the epoch the trial is valued at
+    # (`objectives.valued_epoch`); empty for one objective and for trials stopped before max_t.
+    objectives: dict[str, float] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -49,7 +53,8 @@ class TrialRecord:
 def trial_record(exp: Experiment, result: Any, tune_trials: dict[str, Any]) -> TrialRecord:
     space, metric = exp.space, exp.space.metric
     summary = _read_json(result, TRIAL_SUMMARY_FILE)
-    history = _history(result.metrics_dataframe, summary)
+    names = space.objectives + [c.metric for c in space.parsed_constraints()]
+    history = _history(result.metrics_dataframe, summary, names)
     scored = [(h[metric], h["epoch"]) for h in history if finite(h.get(metric))]
     best = (min if space.mode == "min" else max)(scored, default=(None, None))
     trial_id = str((result.metrics or {}).get("trial_id") or _trial_id(result.path))
@@ -60,13 +65,20 @@ def trial_record(exp: Experiment, result: Any, tune_trials: dict[str, Any]) -> T
         status, stopped = f"unfinished ({tune_status.lower()}): --resume continues it", False
     else:
         status, stopped = _status(result, summary, history, space.scheduler.max_t)
+    objectives: dict[str, float] = {}
+    if space.multi:  # valued at one epoch for every objective, as the study records it
+        row = None if stopped or status.startswith(("diverged", "error", "unfinished")) else \
+            valued_epoch(history, space.objectives, space.mode)
+        best = (row[metric], row["epoch"]) if row else (None, None)
+        objectives = {n: row[n] for n in names if finite((row or {}).get(n))}
     return TrialRecord(
         trial_id=trial_id, trial_dir=str(result.path),
         params=params, overrides=space.resolve(params), status=status,
         epochs_run=int(history[-1]["epoch"]) if history else 0, stopped_early=stopped,
         best_value=best[0], best_epoch=best[1], last_value=history[-1].get(metric) if history else None,
         best_checkpoint=_best_checkpoint(result, metric, space.mode),
-        nodes=sorted({str(n) for n in _column(result.metrics_dataframe, "node_id")}), history=history)
+        nodes=sorted({str(n) for n in _column(result.metrics_dataframe, "node_id")}), history=history,
+        objectives=objectives)
 
 
 def _trial_id(path: str) -> str:
@@ -74,7 +86,7 @@ def _trial_id(path: str) -> str:
     return Path(path).name.split("_")[1]
 
 
-def _history(df: Any, summary: Optional[dict]) -> list[dict[str, Any]]:
+def _history(df: Any, summary: Optional[dict], names: list[str] = ()) -> list[dict[str, Any]]:
     """Per-epoch metrics, one row per epoch: Tune's results, completed by train_abr's own history.
 
     A worker killed just after a report can lose that report's row in Tune while its
@@ -85,7 +97,8 @@ def _history(df: Any, summary: Optional[dict]) -> list[dict[str, Any]]:
     for row in records + list((summary or {}).get("history") or []):
         if finite(row.get("epoch")):
             epoch = int(row["epoch"])
-            rows[epoch] = {**rows.get(epoch, {}), **{k: json_safe(row[k]) for k in HISTORY_KEYS if k in row}}
+            keys = (*HISTORY_KEYS, *names)  # the search's own metrics too
+            rows[epoch] = {**rows.get(epoch, {}), **{k: json_safe(row[k]) for k in keys if k in row}}
             rows[epoch]["epoch"] = epoch
     return [rows[e] for e in sorted(rows)]
 

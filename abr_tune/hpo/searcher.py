@@ -10,6 +10,11 @@ the epoch ASHA stopped on is missing from its intermediate values (Tune hands th
 - FAIL for a trial that raised, diverged or never scored a finite value;
 - COMPLETE otherwise, valued at its best finite epoch: the value the ranked table uses.
 
+With several objectives (a Pareto search) Optuna keeps no intermediate values; a COMPLETE
+trial's values are all taken at one epoch, the one `objectives.valued_epoch` picks (user
+attribute `valued_epoch`), and each constraint's violation there is the user attribute
+`constraints` that Optuna's constrained samplers read (`constraint_values`).
+
 Tune pickles the searcher into the experiment directory (tuner.pkl, searcher-state-*.pkl). The
 stock class pickles live SQLite connections to the study's absolute path, so a copied or moved
 experiment resumed against the original's study. This one pickles the path only, and under
@@ -34,9 +39,11 @@ from ray.tune.search.optuna import OptunaSearch
 
 from ..errors import UserError
 from .layout import Experiment
+from .objectives import Constraint, valued_epoch
 
 RAY_TRIAL_ID = "ray_trial_id"  # user attribute naming each Optuna trial's Tune trial
 EPOCH_KEY, DIVERGED_KEY = "epoch", "diverged"  # what hpo.trial reports with every epoch
+CONSTRAINTS_ATTR = "constraints"  # user attribute: each constraint's violation at the valued epoch
 
 _restoring: Optional[Experiment] = None  # the experiment Tune is restoring (see `restoring`)
 
@@ -56,10 +63,12 @@ def restoring(exp: Experiment) -> Iterator[None]:
 class OptunaStudySearch(OptunaSearch):
     """OptunaSearch over an SQLite study named by its path (see the module docstring)."""
 
-    def __init__(self, *, db_path: Path, max_t: int, **kwargs: Any) -> None:
+    def __init__(self, *, db_path: Path, max_t: int, constraints: tuple[Constraint, ...] = (), **kwargs: Any) -> None:
         self._db_path = str(Path(db_path).resolve())
         self._max_t = max_t
-        self._values: dict[str, dict[int, float]] = {}  # Tune trial id -> {epoch: metric}, first report wins
+        self._constraints = tuple(constraints)
+        self._values: dict[str, dict[int, float]] = {}  # Tune trial id -> {epoch: primary metric}, first report wins
+        self._rows: dict[str, dict[int, dict[str, float]]] = {}  # ... -> {epoch: every objective and constraint}
         self._closed: dict[str, FrozenTrial] = {}  # restored trials the study already holds as finished
         super().__init__(storage=None, **kwargs)
 
@@ -94,43 +103,66 @@ class OptunaStudySearch(OptunaSearch):
         step = _step(result or {})
         stopped = step is not None and step not in self._values.get(trial_id, {})
         self._record(trial_id, result or {})
-        state, value = self._outcome(trial_id, result or {}, error, stopped)
-        self._tell(trial_id, state, value)
+        state, values, row = self._outcome(trial_id, result or {}, error, stopped)
+        self._tell(trial_id, state, values, row)
         self._completed_trials.add(trial_id)
 
+    @property
+    def _objectives(self) -> list[str]:
+        return list(self._metric) if isinstance(self._metric, (list, tuple)) else [self._metric]
+
+    @property
+    def _primary_mode(self) -> str:
+        return self._mode[0] if isinstance(self._mode, (list, tuple)) else self._mode
+
     def _record(self, trial_id: str, result: dict) -> None:
-        step, value = _step(result), result.get(self.metric)
+        step, value = _step(result), result.get(self._objectives[0])
         if step is None or not isinstance(value, (int, float)):
             return
         seen = self._values.setdefault(trial_id, {})
         if step in seen:  # an epoch re-run after a worker restart: Optuna keeps the first report too
             return
         seen[step] = float(value)
-        if trial_id in self._ot_trials:
+        names = self._objectives + [c.metric for c in self._constraints]
+        self._rows.setdefault(trial_id, {})[step] = {
+            "epoch": step, **{n: float(result[n]) for n in names if isinstance(result.get(n), (int, float))}}
+        if trial_id in self._ot_trials and len(self._objectives) == 1:  # Optuna: intermediate values are 1-D
             self._ot_trials[trial_id].report(float(value), step)
 
-    def _outcome(self, trial_id: str, result: dict, error: bool, stopped: bool) -> tuple[TrialState, Optional[float]]:
+    def _outcome(self, trial_id: str, result: dict, error: bool,
+                 stopped: bool) -> tuple[TrialState, Optional[list[float]], Optional[dict[str, float]]]:
+        """State, values (one per objective) and the epoch's row they were taken from."""
         values = self._values.get(trial_id, {})
-        finite = [v for v in values.values() if math.isfinite(v)]
         if error or result.get(DIVERGED_KEY):
-            return TrialState.FAIL, None
+            return TrialState.FAIL, None, None
         if not values:  # stopped before it reported an epoch
-            return TrialState.PRUNED, None
-        if stopped and max(values) < self._max_t:
-            return TrialState.PRUNED, None  # Optuna then stores its last intermediate value as its value
-        if not finite:
-            return TrialState.FAIL, None
-        return TrialState.COMPLETE, (min if self._mode == "min" else max)(finite)
+            return TrialState.PRUNED, None, None
+        rows = self._rows.get(trial_id, {})
+        if stopped and max(values) < self._max_t:  # single objective: Optuna stores the last intermediate value
+            return TrialState.PRUNED, None, rows.get(max(rows)) if rows else None
+        row = valued_epoch([rows[e] for e in sorted(rows)], self._objectives, self._primary_mode)
+        if row is None or not all(math.isfinite(row[n]) for n in self._objectives):
+            return TrialState.FAIL, None, None
+        return TrialState.COMPLETE, [row[n] for n in self._objectives], row
 
-    def _tell(self, trial_id: str, state: TrialState, value: Optional[float]) -> None:
+    def _tell(self, trial_id: str, state: TrialState, values: Optional[list[float]],
+              row: Optional[dict[str, float]]) -> None:
+        attrs: dict[str, Any] = {}
+        if state == TrialState.COMPLETE and len(self._objectives) > 1:
+            attrs["valued_epoch"] = int(row["epoch"])
+        if self._constraints:  # Optuna's constraints_func reads them (`constraint_values`); <= 0 is met
+            attrs[CONSTRAINTS_ATTR] = [c.violation((row or {}).get(c.metric)) for c in self._constraints]
         if trial_id in self._closed:  # marked FAIL when an earlier run ended on an error; --resume ran it on
             old = self._closed[trial_id]
             self._ot_study.add_trial(optuna.trial.create_trial(
-                state=state, value=value, params=old.params, distributions=old.distributions,
-                intermediate_values=self._values.get(trial_id) or None,
-                user_attrs={RAY_TRIAL_ID: trial_id, "resumed_from_trial": old.number}))
+                state=state, values=values, params=old.params, distributions=old.distributions,
+                intermediate_values=(self._values.get(trial_id) or None) if len(self._objectives) == 1 else None,
+                user_attrs={RAY_TRIAL_ID: trial_id, "resumed_from_trial": old.number, **attrs}))
             return
-        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        trial = self._ot_trials[trial_id]
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        self._ot_study.tell(trial, values, state=state)
 
     # ------------------------------------------------------------ pickling (tuner.pkl, searcher-state-*.pkl)
 
@@ -171,6 +203,11 @@ class OptunaStudySearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.__setstate__(pickle.load(f))
+
+
+def constraint_values(trial: FrozenTrial) -> list[float]:
+    """Optuna's constraints_func: the violations the searcher stored (<= 0: met)."""
+    return [float(v) for v in trial.user_attrs.get(CONSTRAINTS_ATTR, [])]
 
 
 def _step(result: dict) -> Optional[int]:

@@ -11,6 +11,9 @@ Schema (every field optional except `params`; unknown fields are errors):
     description: "what this space is for"
     metric: val/mse_v                 # reported metric to optimise (default val/mse_v)
     mode: min                         # min | max (default min)
+    metrics: [val/mse_v, sample/detection_acc]   # or several objectives (instead of metric): a
+                                      # Pareto front; the first is the primary (ASHA), modes implied
+    constraints: ["sample/detection_acc >= 0.8"]  # feasible trials only on the front
     num_samples: 8                    # trials
     max_concurrent: 2                 # trials running at once
     scheduler: {max_t: 6, grace_period: 1, reduction_factor: 2}   # ASHA, in epochs
@@ -47,15 +50,21 @@ from typing import Any, Literal, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict, get_key, load_yaml
 from ..errors import UserError
+from .objectives import Constraint, parse_constraint
 from .params import Param, closest_hint
 
-# metric in every report, so a `sample/*` metric makes every trial sample every epoch.
+# Metrics a search can optimise, with the direction each improves in. `sample/*` metrics are
+# measured on sampling epochs (trainer.sample_every_epochs, the last epoch, and ASHA's rungs
+# when one is the primary metric: `SearchSpace.sample_epochs`).
 METRIC_MODES = {
     "val/mse_v": "min", "epoch/train_loss_avg": "min", "sample/corr": "max", "sample/mse_uv": "min",
     "sample/wave_v_latency_mae_ms": "min", "sample/wave_v_missed_frac": "min", "sample/detection_acc": "max",
     "sample/spectral_distance_db": "min", "sample/c2st_acc": "min",
 }
 METRICS = tuple(METRIC_MODES)
+# The values each metric can take (fractions and accuracies in [0, 1], r in [-1, 1], errors >= 0).
+METRIC_RANGES = {m: (0.0, 1.0) for m in ("sample/wave_v_missed_frac", "sample/detection_acc", "sample/c2st_acc")}
+METRIC_RANGES = {m: METRIC_RANGES.get(m, (-1.0, 1.0) if m == "sample/corr" else (0.0, math.inf)) for m in METRICS}
 
 
 @dataclass
@@ -67,7 +76,8 @@ class SchedulerSpec:
 
 @dataclass
 class SearchSpec:
-    sampler: Literal["tpe", "random"] = "tpe"  # Optuna sampler
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"  # Optuna sampler (nsga2: NSGA-II, for several metrics)
+    population_size: int = 8  # NSGA-II's generation size
     seed: int = 0  # sampler seed
     n_startup_trials: int = 4  # random trials before TPE models the results
     points_to_evaluate: list[Any] = field(default_factory=list)  # `base` or {param: value}
@@ -100,8 +110,10 @@ class SearchSpace:
     base: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    metric: str = "val/mse_v"
+    metric: str = "val/mse_v"  # the primary metric: ASHA's, Tune's; the first of `metrics`
     mode: Literal["min", "max"] = "min"
+    metrics: list[str] = field(default_factory=list)  # several objectives (a Pareto front); [] = metric only
+    constraints: list[str] = field(default_factory=list)  # "<metric> >= <number>" or "<= <number>"
     num_samples: int = 8
     max_concurrent: int = 2
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
@@ -118,12 +130,40 @@ class SearchSpace:
             out["base_config"] = str(self.base_config)
         else:
             out["base"] = self.base
-        out.update(overrides=self.overrides, metric=self.metric, mode=self.mode, num_samples=self.num_samples,
-                   max_concurrent=self.max_concurrent)
+        out.update(overrides=self.overrides, metric=self.metric, mode=self.mode, metrics=self.metrics,
+                   constraints=self.constraints, num_samples=self.num_samples, max_concurrent=self.max_concurrent)
         for name in ("scheduler", "search", "resources", "confirm"):
             out[name] = dataclasses.asdict(getattr(self, name))
         out["params"] = {p.name: p.to_dict() for p in self.params}
         return out
+
+    @property
+    def objectives(self) -> list[str]:
+        """The metrics the search optimises, the primary first."""
+        return list(self.metrics) or [self.metric]
+
+    @property
+    def modes(self) -> list[str]:
+        return [METRIC_MODES[m] for m in self.metrics] if self.metrics else [self.mode]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def parsed_constraints(self) -> list[Constraint]:
+        return [parse_constraint(c, METRIC_RANGES) for c in self.constraints]
+
+    def sample_epochs(self) -> list[int]:
+        """The epochs a trial must sample on when a sample metric drives ASHA: its rungs (the last
+        epoch always samples); none otherwise."""
+        if not self.metric.startswith("sample/"):
+            return []
+        s, epochs = self.scheduler, set()
+        milestone = float(s.grace_period)
+        while s.max_t is not None and milestone < s.max_t:
+            epochs.add(math.ceil(milestone))
+            milestone *= s.reduction_factor
+        return sorted(epochs)
 
     def base_raw(self) -> dict[str, Any]:
         """The base config as a nested dict: base_config file (or inline base) + overrides."""

@@ -32,9 +32,13 @@ def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace
     for name, cls in (("scheduler", SchedulerSpec), ("search", SearchSpec), ("resources", ResourcesSpec),
                       ("confirm", ConfirmSpec)):
         kwargs[name] = _section(cls, raw.get(name) or {}, name)
-    for name in ("description", "metric", "mode", "num_samples", "max_concurrent"):
+    for name in ("description", "metric", "mode", "num_samples", "max_concurrent", "constraints"):
         if name in raw:
             kwargs[name] = coerce(raw[name], hints(SearchSpace)[name], name, SPACE_VOICE)
+    if raw.get("metrics"):
+        if "metric" in raw and raw["metric"] != _names(raw["metrics"])[0]:
+            raise UserError("search space: give either metric (one objective) or metrics (several), not both")
+        kwargs.update(with_metrics(_names(raw["metrics"]), raw.get("mode")))
     if "base_config" in raw:
         kwargs["base_config"] = _find_base(raw["base_config"], path)
     for name in ("base", "overrides"):
@@ -46,6 +50,38 @@ def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace
     check_settings(space)
     refuse_searched(space.overrides, space, "overrides")
     return space
+
+
+def _names(entries: Any) -> list[str]:
+    """`metrics:` entries: a metric name, or {name: mode} to spell the mode out (it must be the metric's)."""
+    if not isinstance(entries, list):
+        raise UserError(f"search space field 'metrics' must be a list of metric names, got {entries!r}")
+    names = []
+    for entry in entries:
+        if isinstance(entry, dict) and len(entry) == 1:
+            (name, mode), = entry.items()
+            if name in METRIC_MODES and mode != METRIC_MODES[name]:
+                raise UserError(f"search space: metric {name!r} improves when it goes "
+                                f"{'down' if METRIC_MODES[name] == 'min' else 'up'}; its mode is {METRIC_MODES[name]}")
+            entry = name
+        if not isinstance(entry, str):
+            raise UserError(f"search space: metrics entry {entry!r} must be a metric name (e.g. val/mse_v)")
+        names.append(entry)
+    return names
+
+
+def with_metrics(names: list[str], mode: Any = None) -> dict[str, Any]:
+    """The space fields for these objectives: one is `metric` alone, several are `metrics`."""
+    for name in names:
+        if name not in METRIC_MODES:
+            raise UserError(f"search space: metric {name!r} is not reported every epoch; use one of "
+                            f"{', '.join(METRICS)}")
+    if len(set(names)) != len(names):
+        raise UserError(f"search space: metrics {names} name one metric twice")
+    if mode is not None and mode != METRIC_MODES[names[0]]:
+        raise UserError(f"search space: mode {mode!r} contradicts the primary metric {names[0]!r} "
+                        f"({METRIC_MODES[names[0]]}); leave mode out with metrics")
+    return {"metric": names[0], "mode": METRIC_MODES[names[0]], "metrics": names if len(names) > 1 else []}
 
 
 def refuse_searched(overrides: dict[str, Any], space: SearchSpace, where: str) -> None:
@@ -84,6 +120,10 @@ def check_settings(space: SearchSpace) -> None:
          f"scheduler.grace_period ({s.grace_period}) must be <= max_t ({s.max_t})"),
         (s.reduction_factor > 1, f"scheduler.reduction_factor must be > 1, got {s.reduction_factor}"),
         (space.search.n_startup_trials >= 0, "search.n_startup_trials must be >= 0"),
+        (space.search.population_size >= 2, f"search.population_size must be >= 2, got "
+                                            f"{space.search.population_size}"),
+        (space.search.sampler != "nsga2" or space.multi,
+         "search.sampler: nsga2 is a multi-objective sampler; give several metrics or use tpe"),
         (0 <= space.search.seed < 2**32, f"search.seed must be in [0, 2**32), got {space.search.seed}"),
         (space.resources.cpus_per_trial > 0, "resources.cpus_per_trial must be > 0"),
         (space.resources.gpus_per_trial >= 0, "resources.gpus_per_trial must be >= 0"),
@@ -94,6 +134,7 @@ def check_settings(space: SearchSpace) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(f"search space: {message}")
+    space.parsed_constraints()  # each one's syntax, metric and bound
     tpe_options = [k for k in ("multivariate", "group", "constant_liar") if getattr(space.search, k)]
     if tpe_options and space.search.sampler != "tpe":
         raise UserError(f"search space: search.{tpe_options[0]} is a TPE option; set search.sampler: tpe or remove it")

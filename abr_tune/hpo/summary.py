@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any, Optional
 
 from ..formatting import fmt_value, json_safe
+from .front import chosen_record, format_front, search_front
 from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SUMMARY_FILE, Experiment
 from .params import short_name
 from .results import TrialRecord, rank, reference_params, trial_record
@@ -24,13 +25,20 @@ def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_t
     reference = reference_params(exp)
     for t in trials:
         t.is_reference = t.params == reference
-    print(format_table(trials, exp), flush=True)
     interrupted = len(trials) < exp.space.num_samples or any(t.status.startswith("unfinished") for t in trials)
     best = None if interrupted else next((t for t in trials if t.usable), None)
+    pareto = search_front(exp, trials) if exp.space.multi and not interrupted else None
+    print(format_table(trials, exp, pareto), flush=True)
+    if pareto is not None:
+        print(format_front(pareto, exp), flush=True)
+        best = chosen_record(pareto, trials)
     summary = _summary(exp, trials, best, wall_time_sec, resumed)
     summary["interrupted"] = interrupted
+    if pareto is not None:
+        summary["pareto"] = pareto
     if best is not None:
-        summary["best_config"] = write_best_config(exp, best)
+        note = f"Chosen from the Pareto front: {pareto['rule']}" if pareto else ""
+        summary["best_config"] = write_best_config(exp, best, note)
     write_summary(exp, summary)
     if interrupted:
         print(f"Search interrupted: {sum(not t.status.startswith('unfinished') for t in trials)} of "
@@ -41,14 +49,21 @@ def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_t
     return summary
 
 
-def format_table(trials: list[TrialRecord], exp: Experiment) -> str:
+def format_table(trials: list[TrialRecord], exp: Experiment, pareto: Optional[dict[str, Any]] = None) -> str:
+    """The ranked table; with several objectives each one's value at the trial's valued epoch and
+    whether the trial is on the Pareto front."""
     names = [p.name for p in exp.space.params]
     short = [short_name(n) for n in names]
-    head = ["#", "trial", *short, f"best {exp.space.metric}", "last", "epochs", "early", "status"]
+    more = exp.space.objectives[1:]
+    on_front = set((pareto or {}).get("front", []))
+    head = ["#", "trial", *short, f"best {exp.space.metric}", *more, *(["front"] if more else []), "last", "epochs",
+            "early", "status"]
     rows = []
     for i, t in enumerate(trials, 1):
         params = [fmt_value(t.params[n]) if n in t.params else "-" for n in names]
-        rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, fmt_value(t.best_value),
+        extra = [fmt_value(t.objectives.get(m)) for m in more] + (["yes" if t.trial_id in on_front else ""]
+                                                                   if more else [])
+        rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, fmt_value(t.best_value), *extra,
                      fmt_value(t.last_value), str(t.epochs_run), "yes" if t.stopped_early else "no", t.status])
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
@@ -101,7 +116,8 @@ def _print_outcome(exp: Experiment, best: Optional[TrialRecord], summary: dict[s
     print(f"Summary: {summary['num_trials']} trials, {summary['num_stopped_early']} stopped early by ASHA, "
           f"{summary['wall_time_sec']:.0f} s; {exp.path}/{SUMMARY_FILE}")
     if best is None:
-        print(f"No trial finished with a finite {exp.space.metric}; see the statuses above.")
+        print("No trial on the Pareto front meets the constraints; see the front above." if summary.get("pareto")
+              else f"No trial finished with a finite {exp.space.metric}; see the statuses above.")
         return
     ref = summary["reference"]
     if ref and ref["best_value"] is not None and ref["trial_id"] != best.trial_id:

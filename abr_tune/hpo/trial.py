@@ -82,4 +82,5 @@ def trial_overrides(space: SearchSpace, trial_dir: Path) -> dict[str, Any]:
             "trainer.max_epochs": space.scheduler.max_t, "trainer.progress": False,
             "trainer.keep_last_k": 0,  # Tune keeps the trial's checkpoints; no periodic copies
             "advanced.torch_threads": max(1, math.floor(r.cpus_per_trial)),
-            **({"trainer.sample_every_epochs": 1} if space.metric.startswith("sample/") else {})}
+            # a sample metric that drives ASHA is measured on its rungs too (the last epoch always samples)
+            **({"trainer.sample_epochs": space.sample_epochs()} if space.sample_epochs() else {})}

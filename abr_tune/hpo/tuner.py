@@ -36,8 +36,9 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
     sampler = make_sampler(s)
     exp.study_db.parent.mkdir(parents=True, exist_ok=True)
     searcher = OptunaStudySearch(
-        db_path=exp.study_db, max_t=s.scheduler.max_t,
-        space=s.define_by_run, metric=s.metric, mode=s.mode, sampler=sampler, study_name=exp.study_name,
+        db_path=exp.study_db, max_t=s.scheduler.max_t, constraints=tuple(s.parsed_constraints()),
+        space=s.define_by_run, metric=s.objectives if s.multi else s.metric, mode=s.modes if s.multi else s.mode,
+        sampler=sampler, study_name=exp.study_name,
         points_to_evaluate=s.points_to_evaluate(from_dict(s.base)) or None)
     search_alg = ExperimentSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent))
     # ASHA times trials in epochs (its rungs refilled on a restore); stop_last_trials=False:
@@ -57,18 +58,26 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
 
 
 def make_sampler(space: SearchSpace) -> Any:
-    """The space's Optuna sampler: TPE with its options, or random."""
+    """The space's Optuna sampler: TPE with its options (one or several objectives), NSGA-II, or random;
+    the constrained ones read each trial's constraint violations."""
     import warnings
 
     import optuna
 
+    from .searcher import constraint_values
+
     s = space.search
-    if s.sampler != "tpe":
+    constrained = constraint_values if space.constraints else None
+    if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=s.seed)
-    with warnings.catch_warnings():  # Optuna marks multivariate, group and constant_liar experimental
+    with warnings.catch_warnings():  # Optuna marks these options experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if s.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=s.seed, population_size=s.population_size,
+                                                 constraints_func=constrained)
         return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials,
-                                          multivariate=s.multivariate, group=s.group, constant_liar=s.constant_liar)
+                                          multivariate=s.multivariate, group=s.group, constant_liar=s.constant_liar,
+                                          constraints_func=constrained)
 
 
 def trial_name(trial: Any) -> str:

@@ -48,8 +48,9 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())
     logger = RunLogger(cfg.run_dir, purge_step=run.step + 1 if resume_state else None)
-    sample_idx = pick_reference_indices(run.val.arrays, max(cfg.viz.num_samples, cfg.viz.num_reference_plots, 32),
-                                        cfg.trainer.val_seed)
+    sample_idx = pick_reference_indices(
+        run.val.arrays, max(cfg.viz.num_samples, cfg.viz.num_reference_plots, cfg.trainer.sample_conditions),
+        cfg.trainer.val_seed)
     status = "completed"
     restore_flags = reproducibility.apply(cfg.reproducibility)
     try:
@@ -82,7 +83,8 @@ def _loop(run: Run, ckpts: CheckpointManager, logger: RunLogger, reporter: Repor
                    "train/lr": run.scheduler.get_last_lr()[0],
                    "epoch/samples_per_sec": samples_per_epoch(run) / train_time}
         improved = _validate(run, metrics)
-        if run.epoch % cfg.trainer.sample_every_epochs == 0 or run.epoch == cfg.trainer.max_epochs:
+        if (run.epoch % cfg.trainer.sample_every_epochs == 0 or run.epoch == cfg.trainer.max_epochs
+                or run.epoch in cfg.trainer.sample_epochs):
             _sample(run, logger, sample_idx, metrics)
         metrics["epoch/time_sec"] = time.perf_counter() - started
         run.history.append(metrics)

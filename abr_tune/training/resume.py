@@ -24,8 +24,9 @@ from .placement import RunHome, run_home
 # A key not listed here is refused when it changes: a new key is safe until someone decides otherwise.
 CHANGEABLE = (
     "trainer.max_epochs", "optim.lr", "trainer.early_stop_patience", "trainer.early_stop_min_delta",
-    "trainer.validate_every_epochs", "trainer.sample_every_epochs", "trainer.save_every_epochs",
-    "trainer.log_every_steps", "trainer.keep_last_k", "trainer.progress", "advanced.val_sample_cfg_scales",
+    "trainer.validate_every_epochs", "trainer.sample_every_epochs", "trainer.sample_epochs",
+    "trainer.save_every_epochs", "trainer.log_every_steps", "trainer.keep_last_k", "trainer.progress",
+    "advanced.val_sample_cfg_scales",
     "viz.plot_spectrogram", "viz.max_spectrogram_plots", "viz.figsize", "logging.log_parameter_histograms",
     "advanced.torch_threads", "device", "reproducibility.deterministic", "reproducibility.benchmark",
 )

@@ -67,12 +67,13 @@ def mse_v(model, schedule: Schedule, split: SplitTensors, draw: FixedDraw, batch
 
 
 def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray, cfg: TrainConfig,
-                 normaliser: Normaliser, autocast, cfg_scale: float | None = None
+                 normaliser: Normaliser, autocast, cfg_scale: float | None = None, seed: int | None = None
                  ) -> tuple[dict[str, float], np.ndarray]:
-    """Generate for the conditions at `idx` (at `cfg_scale`, default diffusion.cfg_scale); return sample metrics
-    and the generated waveforms (in the data's unit)."""
+    """Generate for the conditions at `idx` (at `cfg_scale`, default diffusion.cfg_scale; sampling noise
+    from `seed`, default trainer.val_seed); return sample metrics and the generated waveforms (data unit)."""
     static = split.static[torch.as_tensor(idx, device=split.static.device)]
-    generated = generate_uv(model, schedule, static, cfg, normaliser, cfg.trainer.val_seed, autocast, cfg_scale)
+    seed = cfg.trainer.val_seed if seed is None else seed
+    generated = generate_uv(model, schedule, static, cfg, normaliser, seed, autocast, cfg_scale)
     reference = split.arrays.signals[idx]
     ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], cfg.data.sample_rate_hz)
     present = None if split.arrays.response_present is None else split.arrays.response_present[idx]
