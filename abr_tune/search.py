@@ -184,9 +184,9 @@ def _write_report(exp: Experiment) -> None:
     if exp.local_dir is None:
         print(f"Report: run `python -m abr_tune.report <local copy of {exp.path}>`", flush=True)
         return
-    from .hpo.report import write_report
-
     try:
+        from .hpo.report import write_report
+
         path = write_report(exp.local_dir)
     except Exception as err:  # noqa: BLE001 - the search's results are already safe on disk
         print(f"abr-tune: warning: the report could not be written ({err}); "

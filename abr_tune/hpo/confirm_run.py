@@ -7,22 +7,28 @@ The runs form their own Tune experiment inside the search's: `<experiment>/confi
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 from ..config import from_dict
 from ..formatting import finite
-from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, winner
+from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, verdict_of, winner
+from .front import format_front, front_of
 from .layout import CONFIRM_DIR, Experiment
+from .objectives import SAMPLED, valued_epoch
 from .results import TrialRecord, reference_params
 from .space import SearchSpace
 from .trial import run_trial
 from .tuner import run_config
 
 
-def candidates(exp: Experiment, ranked: list[TrialRecord], top_k: int) -> list[Candidate]:
-    """The K best usable trials with distinct params, then the base config."""
+def candidates(exp: Experiment, ranked: list[TrialRecord], top_k: int,
+               front: Optional[list[str]] = None) -> list[Candidate]:
+    """The K best usable trials with distinct params (the Pareto front's members, best primary first,
+    when `front` is given), then the base config."""
     reference = reference_params(exp) or exp.space.base_point(from_dict(exp.space.base))
     chosen: list[Candidate] = []
+    if front is not None:
+        ranked = [t for label in front for t in ranked if t.trial_id == label]
     for t in ranked:
         if len(chosen) == top_k:
             break
@@ -44,8 +50,9 @@ def run_confirmation(config: dict[str, Any], *, space: SearchSpace, arrays: Any 
 
 
 def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: Any,
-            stage: str = CONFIRM_DIR) -> dict[str, dict[int, float]]:
-    """Train every candidate at every seed in `<experiment>/<stage>/`; returns {label: {seed: best value}}."""
+            stage: str = CONFIRM_DIR) -> dict[str, dict[int, dict[str, float]]]:
+    """Train every candidate at every seed in `<experiment>/<stage>/`; returns {label: {seed: the run's
+    metrics at its valued epoch}} (the best epoch of the primary metric, which measured every objective)."""
     from ray import tune
 
     s = exp.space
@@ -57,17 +64,19 @@ def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: A
         tune_config=tune.TuneConfig(metric=s.metric, mode=s.mode, max_concurrent_trials=s.max_concurrent,
                                     reuse_actors=True, trial_dirname_creator=_dirname),
         run_config=run_config(exp, stage=stage))
-    runs: dict[str, dict[int, float]] = {}
+    runs: dict[str, dict[int, dict[str, float]]] = {}
+    names = s.objectives + [c.metric for c in s.parsed_constraints()] + [SAMPLED]
     for result in tuner.fit():
         run = (result.config or {}).get("run") or {}
-        runs.setdefault(run.get("label", "?"), {})[int(run.get("seed", -1))] = _best(result, s.metric, s.mode)
+        runs.setdefault(run.get("label", "?"), {})[int(run.get("seed", -1))] = _valued(result, names, s)
     return runs
 
 
-def _best(result: Any, metric: str, mode: str) -> float:
+def _valued(result: Any, names: list[str], space: SearchSpace) -> dict[str, float]:
     df = result.metrics_dataframe
-    values = [v for v in ([] if df is None or metric not in df else df[metric].tolist()) if finite(v)]
-    return (min if mode == "min" else max)(values) if values else math.nan
+    rows = [] if df is None or "epoch" not in df else df.to_dict("records")
+    row = valued_epoch(rows, space.objectives, space.mode) or {}
+    return {n: float(row[n]) if finite(row.get(n)) or row.get(n) == math.inf else math.nan for n in names}
 
 
 def stage_dir(exp: Experiment) -> str:
@@ -94,25 +103,55 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     from .summary import brief, write_best_config, write_summary
 
     records = [TrialRecord(**t) for t in summary["trials"]]
-    cands = candidates(exp, records, top_k)
+    pareto = summary.get("pareto")
+    cands = candidates(exp, records, top_k, pareto["front"] if pareto else None)
     seeds = confirmation_seeds(from_dict(exp.space.base).seed, n_seeds)
     print(f"\nConfirming {', '.join(c.label for c in cands)} over {len(seeds)} training seeds "
           f"({len(cands) * len(seeds)} runs of {exp.space.scheduler.max_t} epochs) ...", flush=True)
     stage = stage_dir(exp)
-    rows = summarise(confirm(exp, cands, seeds, arrays, stage), cands, seeds, exp.space.mode)
+    runs = confirm(exp, cands, seeds, arrays, stage)
+    primary = {label: {seed: row[exp.space.metric] for seed, row in by_seed.items()} for label, by_seed in runs.items()}
+    rows = summarise(primary, cands, seeds, exp.space.mode)
     print(format_table(rows, exp.space.metric, seeds))
-    print(verdict_line(rows), flush=True)
-    best = winner(rows)
-    chosen = _record(exp, records, best.label if best else BASE_LABEL, cands)
-    note = (f"Confirmed over seeds {', '.join(map(str, seeds))}: {verdict_line(rows)}")
-    summary["confirmation"] = {"seeds": seeds, "top_k": top_k, "winner": chosen.trial_id if best else BASE_LABEL,
-                               "verdict": verdict_line(rows), "rows": [asdict(r) for r in rows],
+    verdict = verdict_line(rows)
+    best_label = winner(rows).label if winner(rows) else BASE_LABEL
+    if pareto:  # several objectives: the front over the confirmed means, and the rule's pick on it
+        summary["pareto_search"], summary["pareto"] = pareto, confirmed_front(exp, cands, runs)
+        print(format_front(summary["pareto"], exp), flush=True)
+        best_label = summary["pareto"]["chosen"] or BASE_LABEL
+        verdict = (f"Chosen from the confirmed Pareto front ({summary['pareto']['rule']}): {best_label}"
+                   + _primary_against_base(rows, best_label, exp.space.metric))
+    print(verdict, flush=True)
+    chosen = _record(exp, records, best_label, cands)
+    note = f"Confirmed over seeds {', '.join(map(str, seeds))}: {verdict}"
+    summary["confirmation"] = {"seeds": seeds, "top_k": top_k, "winner": best_label,
+                               "verdict": verdict, "rows": [asdict(r) for r in rows],
                                "dir": f"{exp.path}/{stage}"}
     summary["best"] = brief(chosen)
     summary["best_config"] = write_best_config(exp, chosen, note)
     write_summary(exp, summary)
     print(f"Best config (confirmed): {summary['best_config']}", flush=True)
     return summary
+
+
+def _primary_against_base(rows: list, label: str, metric: str) -> str:
+    row = next((r for r in rows if r.label == label), None)
+    if row is None or label == BASE_LABEL or row.diff_mean is None:
+        return "."
+    return f"; on {metric} alone it is {verdict_of(row.beats_base, row.worse_than_base)} ({row.diff_mean:+.4g} paired)."
+
+
+def confirmed_front(exp: Experiment, cands: list[Candidate], runs: dict[str, dict[int, dict[str, float]]]) -> dict:
+    """The Pareto front over each candidate's means over seeds (every seed's run measured)."""
+    rows = []
+    for c in cands:
+        by_seed = runs.get(c.label, {})
+        means = {n: sum(r[n] for r in by_seed.values()) / len(by_seed) for n in next(iter(by_seed.values()), {})}
+        if by_seed and all(not math.isnan(means.get(n, math.nan)) for n in exp.space.objectives):
+            rows.append({"label": c.label, "values": means, "params": dict(c.params),
+                         "overrides": exp.space.resolve(c.params), "is_reference": c.label == BASE_LABEL,
+                         "seeds": len(by_seed)})
+    return front_of(rows, exp, source="confirmed")
 
 
 def _record(exp: Experiment, records: list[TrialRecord], label: str, cands: list[Candidate]) -> TrialRecord:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from ..formatting import fmt_value
 from .layout import Experiment
-from .objectives import PICK_RULE, front, pick
+from .objectives import PICK_RULE, front, pick, shown
 from .params import short_name
 from .results import TrialRecord
 
@@ -63,7 +63,7 @@ def format_front(pareto: dict[str, Any], exp: Experiment) -> str:
         r = by_label[label]
         mark = " <- chosen" if label == pareto["chosen"] else ""
         body.append([label + (" *" if r.get("is_reference") else "") + mark,
-                     *(fmt_value(r["values"][n]) for n in names),
+                     *(shown(n, r["values"][n]) for n in names),
                      *(fmt_value(r["params"][p]) if p in r["params"] else "-" for p in params)])
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *body]]

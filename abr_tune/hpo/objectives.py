@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import UserError
-from ..formatting import finite
+from ..formatting import finite, fmt_value
 
 PICK_RULE = "the Pareto-front member (constraints met) with the best primary metric"
 
@@ -84,7 +84,8 @@ def dominates(a: list[float], b: list[float], modes: list[str]) -> bool:
 
 def front(points: list[list[float]], modes: list[str], feasible: Optional[list[bool]] = None) -> list[int]:
     """Indices of the non-dominated points among the feasible ones with every value finite."""
-    ok = [all(finite(v) for v in p) and (feasible is None or feasible[i]) for i, p in enumerate(points)]
+    ok = [all(finite(v) or v == math.inf for v in p) and (feasible is None or feasible[i])
+          for i, p in enumerate(points)]
     candidates = [i for i in range(len(points)) if ok[i]]
     return [i for i in candidates if not any(dominates(points[j], points[i], modes) for j in candidates if j != i)]
 
@@ -97,9 +98,40 @@ def pick(points: list[list[float]], on_front: list[int], mode: str) -> Optional[
     return min(on_front, key=lambda i: sign * points[i][0])
 
 
+# Undefined when the samples show nothing to measure: with no wave V found in any sample there
+# is no latency error. A sampling epoch (one that reported SAMPLED) counts it as the worst value
+# (inf), so such a trial is a point (and TPE learns where wave V goes missing) instead of a
+# failed trial; JSON files hold it as null.
+WORST_WHEN_UNDEFINED = ("sample/wave_v_latency_mae_ms",)
+SAMPLED = "sample/wave_v_missed_frac"  # reported, finite, on every sampling epoch
+
+
+def objective_value(name: str, row: dict[str, Any]) -> Optional[float]:
+    """The value a search uses for metric `name` of an epoch's `row`: finite as reported; the worst
+    for a metric of WORST_WHEN_UNDEFINED on a sampling epoch that left it undefined; else None."""
+    value = row.get(name)
+    if finite(value):
+        return float(value)
+    if name in WORST_WHEN_UNDEFINED and finite(row.get(SAMPLED)):
+        return math.inf  # every such metric is minimised
+    return None
+
+
+def shown(name: str, value: Any) -> str:
+    """A value for a table: "no wave V" for the worst value of an undefined latency error."""
+    if name in WORST_WHEN_UNDEFINED and value in (math.inf, None):
+        return "no wave V"
+    return fmt_value(value)
+
+
 def valued_epoch(history: list[dict[str, Any]], names: list[str], mode: str) -> Optional[dict[str, Any]]:
-    """The history row a trial is valued at: best primary among rows that measured every objective."""
-    rows = [h for h in history if all(finite(h.get(n)) for n in names)]
+    """The history row a trial is valued at: best primary among the sampling epochs that measured
+    every objective (a copy, each objective as `objective_value` gives it)."""
+    rows = []
+    for h in history:
+        values = {n: objective_value(n, h) for n in names}
+        if all(v is not None for v in values.values()) and finite(values[names[0]]):
+            rows.append({**h, **values})
     if not rows:
         return None
     sign = 1.0 if mode == "min" else -1.0

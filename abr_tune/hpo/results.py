@@ -19,7 +19,7 @@ from .objectives import valued_epoch
 
 STOPPED_EARLY = "stopped early by ASHA"  # status prefix of a trial the scheduler stopped
 HISTORY_KEYS = ("epoch", "val/mse_v", "epoch/train_loss_avg", "train/lr", "epoch/time_sec",
-                "sample/corr", "sample/mse_uv", "sample/wave_v_latency_mae_ms", "diverged")
+                "sample/corr", "sample/mse_uv", "sample/wave_v_latency_mae_ms", "sample/wave_v_missed_frac", "diverged")
 
 
 @dataclass
@@ -70,7 +70,7 @@ def trial_record(exp: Experiment, result: Any, tune_trials: dict[str, Any]) -> T
         row = None if stopped or status.startswith(("diverged", "error", "unfinished")) else \
             valued_epoch(history, space.objectives, space.mode)
         best = (row[metric], row["epoch"]) if row else (None, None)
-        objectives = {n: row[n] for n in names if finite((row or {}).get(n))}
+        objectives = {n: row[n] for n in names if row and (n in space.objectives or finite(row.get(n)))}
     return TrialRecord(
         trial_id=trial_id, trial_dir=str(result.path),
         params=params, overrides=space.resolve(params), status=status,

@@ -39,7 +39,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from ..errors import UserError
 from .layout import Experiment
-from .objectives import Constraint, valued_epoch
+from .objectives import SAMPLED, Constraint, valued_epoch
 
 RAY_TRIAL_ID = "ray_trial_id"  # user attribute naming each Optuna trial's Tune trial
 EPOCH_KEY, DIVERGED_KEY = "epoch", "diverged"  # what hpo.trial reports with every epoch
@@ -123,7 +123,7 @@ class OptunaStudySearch(OptunaSearch):
         if step in seen:  # an epoch re-run after a worker restart: Optuna keeps the first report too
             return
         seen[step] = float(value)
-        names = self._objectives + [c.metric for c in self._constraints]
+        names = self._objectives + [c.metric for c in self._constraints] + [SAMPLED]
         self._rows.setdefault(trial_id, {})[step] = {
             "epoch": step, **{n: float(result[n]) for n in names if isinstance(result.get(n), (int, float))}}
         if trial_id in self._ot_trials and len(self._objectives) == 1:  # Optuna: intermediate values are 1-D
@@ -141,7 +141,7 @@ class OptunaStudySearch(OptunaSearch):
         if stopped and max(values) < self._max_t:  # single objective: Optuna stores the last intermediate value
             return TrialState.PRUNED, None, rows.get(max(rows)) if rows else None
         row = valued_epoch([rows[e] for e in sorted(rows)], self._objectives, self._primary_mode)
-        if row is None or not all(math.isfinite(row[n]) for n in self._objectives):
+        if row is None:  # no sampling epoch measured every objective
             return TrialState.FAIL, None, None
         return TrialState.COMPLETE, [row[n] for n in self._objectives], row
 

@@ -9,6 +9,7 @@ from typing import Any, Optional
 from ..formatting import fmt_value, json_safe
 from .front import chosen_record, format_front, search_front
 from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SUMMARY_FILE, Experiment
+from .objectives import shown
 from .params import short_name
 from .results import TrialRecord, rank, reference_params, trial_record
 from .transfer import train_config
@@ -61,8 +62,8 @@ def format_table(trials: list[TrialRecord], exp: Experiment, pareto: Optional[di
     rows = []
     for i, t in enumerate(trials, 1):
         params = [fmt_value(t.params[n]) if n in t.params else "-" for n in names]
-        extra = [fmt_value(t.objectives.get(m)) for m in more] + (["yes" if t.trial_id in on_front else ""]
-                                                                   if more else [])
+        extra = [shown(m, t.objectives.get(m)) if t.objectives else "-" for m in more]
+        extra += ["yes" if t.trial_id in on_front else ""] if more else []
         rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, fmt_value(t.best_value), *extra,
                      fmt_value(t.last_value), str(t.epochs_run), "yes" if t.stopped_early else "no", t.status])
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
