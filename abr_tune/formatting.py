@@ -31,3 +31,10 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def shell(path: object) -> str:
+    """A path as a printed command needs it: quoted when it holds spaces or shell characters."""
+    import shlex
+
+    return shlex.quote(str(path))

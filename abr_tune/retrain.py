@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from .config import TrainConfig, load_config, parse_overrides
 from .errors import CliParser, UserError, cli_entry
-from .formatting import fmt_value, json_safe
+from .formatting import fmt_value, json_safe, shell
 from .hpo.layout import BEST_CONFIG_FILE, RETRAIN_DIR, SPACE_FILE, SUMMARY_FILE, TRANSFER_DIR, TRANSFER_FILE, rebase
 from .hpo.space_file import load_space
 from .hpo.transfer import format_transfer, rank_agreement, top_entries, train_config, transfer_rows
@@ -120,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     which = f"trial {args.trial}" if args.trial else "the best trial"
     print(f"abr-tune: re-training {which} of '{search['name']}' for {cfg.trainer.max_epochs} epochs "
-          f"-> {cfg.run_dir} (tensorboard --logdir {cfg.run_dir})", flush=True)
+          f"-> {cfg.run_dir} (tensorboard --logdir {shell(cfg.run_dir)})", flush=True)
     trained = train_abr(cfg)
     if trained["status"] == "interrupted" or not trained["best_checkpoint"]:
         print(f"abr-tune: re-training {trained['status']}; nothing to evaluate")

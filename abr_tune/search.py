@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import CliParser, UserError, cli_entry
+from .formatting import shell
 from .hpo.cluster import (
     check_address,
     check_dashboard,
@@ -190,7 +191,7 @@ def _write_report(exp: Experiment) -> None:
         path = write_report(exp.local_dir)
     except Exception as err:  # noqa: BLE001 - the search's results are already safe on disk
         print(f"abr-tune: warning: the report could not be written ({err}); "
-              f"retry with: python -m abr_tune.report {exp.local_dir}", file=sys.stderr)
+              f"retry with: python -m abr_tune.report {shell(exp.local_dir)}", file=sys.stderr)
         return
     print(f"Report: {path / 'index.html'}", flush=True)
 

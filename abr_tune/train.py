@@ -7,6 +7,7 @@ import sys
 
 from .config import load_config
 from .errors import CliParser, cli_entry
+from .formatting import shell
 from .training import train_abr
 from .training.resume import config_for_resume
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_for_resume(args.resume, args.override)
     else:
         cfg = load_config(args.config, args.override)
-    print(f"abr-tune: training '{cfg.exp_name}' -> {cfg.run_dir} (tensorboard --logdir {cfg.log_dir})")
+    print(f"abr-tune: training '{cfg.exp_name}' -> {cfg.run_dir} (tensorboard --logdir {shell(cfg.log_dir)})")
     summary = train_abr(cfg, resume_from=args.resume)
     print(f"abr-tune: {summary['status']}; best val/mse_v {summary['best_val_mse_v']:.5f} at epoch "
           f"{summary['best_epoch']}; best checkpoint: {summary['best_checkpoint']}")

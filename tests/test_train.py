@@ -162,3 +162,18 @@ def test_lr_schedule_warms_up_then_follows_a_cosine():
     assert f(60) == pytest.approx(0.1 + 0.9 * 0.5) and f(110) == pytest.approx(0.1)
     const = lr_multiplier(from_dict({"advanced": {"lr_warmup_steps": 0, "lr_scheduler": "constant"}}), 100)
     assert const(0) == const(99) == 1.0
+
+
+def test_printed_commands_quote_a_path_with_spaces(tmp_path):
+    """A command the tool prints can be pasted back into a shell, even under 'My runs/'."""
+    import shlex
+
+    import yaml
+
+    raw = tiny_config(tmp_path / "My runs", trainer={"max_epochs": 1, "sample_every_epochs": 10})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))
+    proc = run_cli("abr_tune.train", "--config", str(tmp_path / "cfg.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(ln for ln in proc.stdout.splitlines() if "tensorboard --logdir" in ln)
+    command = line.split("(", 1)[1].rstrip(")")
+    assert shlex.split(command) == ["tensorboard", "--logdir", raw["log_dir"]]

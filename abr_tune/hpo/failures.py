@@ -6,6 +6,7 @@ import errno
 from typing import Optional
 
 from ..errors import UserError
+from ..formatting import shell
 from .layout import Experiment
 from .plan import tune_state_problem
 from .study import fail_unfinished
@@ -52,7 +53,7 @@ def after_failure(exp: Experiment, err: BaseException) -> None:
     if not reason:
         return
     problem = tune_state_problem(exp.local_dir) if exp.local_dir is not None else None
-    then = (f"free space and continue with: python -m abr_tune.search --resume {exp.path}" if problem is None else
-            f"it cannot be resumed: {problem}")
+    then = (f"free space and continue with: python -m abr_tune.search --resume {shell(exp.path)}"
+            if problem is None else f"it cannot be resumed: {problem}")
     raise UserError(f"the search stopped: {reason} while writing {exp.path}; {closed}; the trials that finished "
                     f"are kept; {then}") from None

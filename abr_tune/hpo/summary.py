@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Any, Optional
 
-from ..formatting import fmt_value, json_safe
+from ..formatting import fmt_value, json_safe, shell
 from .front import chosen_record, format_front, search_front
 from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SUMMARY_FILE, Experiment
 from .objectives import shown
@@ -44,7 +44,7 @@ def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_t
     if interrupted:
         print(f"Search interrupted: {sum(not t.status.startswith('unfinished') for t in trials)} of "
               f"{exp.space.num_samples} trials finished. Continue it with:\n"
-              f"  python -m abr_tune.search --resume {exp.path}", flush=True)
+              f"  python -m abr_tune.search --resume {shell(exp.path)}", flush=True)
     else:
         _print_outcome(exp, best, summary)
     return summary
@@ -87,7 +87,8 @@ def write_best_config(exp: Experiment, best: TrialRecord, note: str = "") -> str
               f"at epoch {best.best_epoch} (trials ran <= {space.scheduler.max_t} epochs).\n"
               + (f"# {note}\n" if note else "")
               + f"# Searched values: {json.dumps(best.overrides)}\n"
-              f"# Re-train: python -m abr_tune.retrain --experiment {exp.path} (add --max-epochs N to train longer)\n")
+              f"# Re-train: python -m abr_tune.retrain --experiment {shell(exp.path)} "
+              "(add --max-epochs N to train longer)\n")
     _write_text(exp, BEST_CONFIG_FILE, header + cfg.to_yaml())
     return f"{exp.path}/{BEST_CONFIG_FILE}"
 
@@ -127,9 +128,9 @@ def _print_outcome(exp: Experiment, best: Optional[TrialRecord], summary: dict[s
           f"Best checkpoint: {best.best_checkpoint}\n"
           f"Best config: {summary['best_config']}\n"
           f"Re-train it (the searched length; --max-epochs N trains longer) and test it:\n"
-          f"  python -m abr_tune.retrain --experiment {exp.path}\n"
-          f"TensorBoard: tensorboard --logdir {exp.path}\n"
-          f"Optuna study: optuna-dashboard sqlite:///{exp.study_db}", flush=True)
+          f"  python -m abr_tune.retrain --experiment {shell(exp.path)}\n"
+          f"TensorBoard: tensorboard --logdir {shell(exp.path)}\n"
+          f"Optuna study: optuna-dashboard {shell(f'sqlite:///{exp.study_db}')}", flush=True)
 
 
 def write_summary(exp: Experiment, summary: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import yaml
 
 from ..config import TrainConfig, from_dict
 from ..errors import UserError
-from ..formatting import fmt_value
+from ..formatting import fmt_value, shell
 from .layout import SPACE_FILE, Experiment
 from .params import short_name
 from .space import SearchSpace
@@ -144,7 +144,7 @@ def tune_trials(exp: Experiment) -> dict[str, Any]:
 def write_space(exp: Experiment, *, quiet: bool = False) -> None:
     """space.yaml: the resolved space --resume and --extend read (rewritten whole by an extension)."""
     if not quiet:
-        print(f"Experiment: {exp.path}\nTensorBoard: tensorboard --logdir {exp.path}\n"
+        print(f"Experiment: {exp.path}\nTensorBoard: tensorboard --logdir {shell(exp.path)}\n"
               f"Optuna study: {exp.study_db} (study '{exp.study_name}')", flush=True)
     text = "# Resolved search space of this experiment (flags applied); --resume and --extend read it.\n"
     text += yaml.safe_dump(exp.space.to_dict(), sort_keys=False)

@@ -24,6 +24,7 @@ from ..checkpoint import CheckpointManager, save_atomic
 from ..config import TrainConfig, from_dict
 from ..data import ABRArrays, pick_reference_indices
 from ..errors import UserError
+from ..formatting import shell
 from . import reproducibility
 from .callbacks import CHECKPOINT_FILE, Reporter, StopRun
 from .placement import check_writable
@@ -61,7 +62,7 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
     except KeyboardInterrupt:
         status = "interrupted"
         _say(cfg, f"interrupted during epoch {run.epoch + 1}; last checkpoint: {ckpts.last_path}\n"
-                  f"resume with: python -m abr_tune.train --resume {ckpts.last_path}")
+                  f"resume with: python -m abr_tune.train --resume {shell(ckpts.last_path)}")
     finally:
         logger.close()
         restore_flags()
