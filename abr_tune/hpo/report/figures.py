@@ -123,13 +123,23 @@ def _curves_caption(space: SearchSpace) -> str:
     where = f"rungs at epoch {', '.join(map(str, rungs))} (dashed)" if rungs else "no rung before max_t"
     return (f"`{space.metric}` of every trial at every epoch (EMA weights, the same seeded validation draw "
             f"for all trials), log scale. ASHA keeps the best 1/{s.reduction_factor:g} of the trials reaching a rung: "
-            f"{where}; max_t = {s.max_t} (solid). Best trial in red, trials stopped early in grey.")
+            f"{where}; max_t = {s.max_t} (solid). Best trial in red, trials stopped early in grey.{_primary(space)}")
 
 
 def _params_caption(space: SearchSpace) -> str:
     return (f"Each point is a trial at its best `{space.metric}`; the x axis spans the searched range "
             "(log where the distribution is log). Choice values are categories (points jittered sideways). "
-            "Hollow grey: stopped early by ASHA, so scored on fewer epochs.")
+            "Hollow grey: stopped early by ASHA, so scored on fewer epochs." + _primary(space, valued=True))
+
+
+def _primary(space: SearchSpace, valued: bool = False) -> str:
+    """With several objectives, the figures of one metric show the primary: say so."""
+    if not space.multi:
+        return ""
+    at = (" Each trial is at its valued epoch (the epoch every objective was measured at); trials stopped early "
+          "have no valued epoch and are not shown.") if valued else ""
+    return (f" With {len(space.objectives)} objectives this figure shows the primary, `{space.metric}` (ASHA "
+            f"stops trials on it); the Pareto front section shows them all.{at}")
 
 
 def _curve_legend(trials: list[dict[str, Any]], best_id: str | None) -> list[Line2D]:

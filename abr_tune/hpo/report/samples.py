@@ -22,7 +22,7 @@ def best_trial_samples(best: Optional[dict[str, Any]], conditions: int, log: Cal
         return None, "sampling skipped (--conditions 0)"
     if best is None:
         return None, "no best trial (the search was interrupted or no trial scored a finite value)"
-    checkpoint = _best_checkpoint(best)
+    checkpoint = best_checkpoint(best)
     if checkpoint is None:
         return None, f"the best trial's checkpoint is missing ({best.get('best_checkpoint')})"
     try:
@@ -31,7 +31,7 @@ def best_trial_samples(best: Optional[dict[str, Any]], conditions: int, log: Cal
         return None, f"sampling the best trial failed: {err}"
 
 
-def _best_checkpoint(trial: dict[str, Any]) -> Optional[Path]:
+def best_checkpoint(trial: dict[str, Any]) -> Optional[Path]:
     """Tune's checkpoint at the best epoch, else train_abr's own _best.pt in the trial dir."""
     candidates = [trial.get("best_checkpoint"), trial_best_checkpoint(trial["trial_dir"])]
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)

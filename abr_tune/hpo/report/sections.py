@@ -1,6 +1,7 @@
 """The search report: what a search leaves in its experiment directory, as `<experiment>/report/`
-(summary.md, a self-contained index.html and four figures). The search writes it when it
-ends; `python -m abr_tune.report` writes it again on demand.
+(summary.md, a self-contained index.html and four figures; with several objectives also the
+Pareto front and its figure; with sample metrics searched, their sampling noise and noise.json).
+The search writes it when it ends; `python -m abr_tune.report` writes it again on demand.
 """
 
 from __future__ import annotations
@@ -15,98 +16,29 @@ from typing import Any, Optional
 import matplotlib.pyplot as plt
 
 from ...config import diff, from_dict, load_config
-from ...errors import UserError
 from ...formatting import fmt_value as _fmt
-from ..layout import BEST_CONFIG_FILE, REPORT_DIR, SPACE_FILE, STUDY_FILE, SUMMARY_FILE, rebase
+from ..layout import BEST_CONFIG_FILE, REPORT_DIR
 from ..params import short_name
 from ..space import SearchSpace
-from ..space_file import load_space
 from . import figures
 from .confirmation import confirmation_blocks
 from .document import Doc, duration
 from .importance import importance
+from .noise import NOISE_FILE, noise_blocks, sampling_noise
+from .pareto import outcome_lines, pareto_blocks
+from .pareto_figure import pareto_figure
+from .result import SearchResult, load_search, trial_counts
 from .samples import best_trial_samples
 
 SUMMARY_MD = "summary.md"
 INDEX_HTML = "index.html"
 TOP_TRIALS = 10
 SAMPLE_CONDITIONS = 8  # panels of best_trial_samples.png, spread across intensities
+PARETO_PNG = "pareto_front.png"
 
 
 def _log(message: str) -> None:
     print(f"abr-tune: report: {message}", flush=True)
-
-
-# ---------------------------------------------------------------- reading the experiment
-
-@dataclass
-class SearchResult:
-    """A finished experiment: its summary (trial paths re-rooted at `path`) and its space."""
-
-    path: Path
-    summary: dict[str, Any]
-    space: SearchSpace
-    trials: list[dict[str, Any]]
-    study_db: Path  # the Optuna study (SQLite) in the experiment directory
-
-    @property
-    def best(self) -> Optional[dict[str, Any]]:
-        best_id = (self.summary.get("best") or {}).get("trial_id")
-        return next((t for t in self.trials if t["trial_id"] == best_id), None)
-
-    @property
-    def study_storage(self) -> Optional[str]:
-        """The study's storage URL: the experiment's own optuna.db (it may have moved), else the summary's."""
-        if self.study_db.is_file():
-            return f"sqlite:///{self.study_db}"
-        return (self.summary.get("study") or {}).get("storage")
-
-    @property
-    def study_name(self) -> str:
-        return (self.summary.get("study") or {}).get("study_name") or self.summary.get("name") or self.path.name
-
-    @property
-    def reference(self) -> Optional[dict[str, Any]]:
-        return next((t for t in self.trials if t.get("is_reference")), None)
-
-
-def load_search(experiment_dir: str | Path) -> SearchResult:
-    """Read an experiment directory; raises UserError when it is not a finished search."""
-    path = Path(experiment_dir).expanduser()
-    if not path.is_dir():
-        raise UserError(f"'{experiment_dir}' is not a directory; pass the experiment directory a search printed "
-                        "(e.g. runs/search/lr_stft-20260101-120000)")
-    path = path.resolve()
-    if not (path / SUMMARY_FILE).is_file():
-        if (path / SPACE_FILE).is_file():
-            raise UserError(f"'{experiment_dir}' has no {SUMMARY_FILE}: the search has not finished; finish it with "
-                            f"python -m abr_tune.search --resume {experiment_dir}")
-        raise UserError(f"'{experiment_dir}' is not an abr-tune search experiment (no {SUMMARY_FILE}); pass the "
-                        "experiment directory a search printed")
-    try:
-        summary = json.loads((path / SUMMARY_FILE).read_text())
-        trials = [_rebased(t, summary["experiment_dir"], path) for t in summary["trials"]]
-    except (ValueError, KeyError, TypeError) as err:
-        raise UserError(f"'{path / SUMMARY_FILE}' is not a readable search summary ({type(err).__name__}: {err}); "
-                        "re-run or resume the search") from None
-    if not (path / SPACE_FILE).is_file():
-        raise UserError(f"'{experiment_dir}' has no {SPACE_FILE}; it is not a complete abr-tune search experiment")
-    return SearchResult(path, summary, load_space(path / SPACE_FILE), trials, path / STUDY_FILE)
-
-
-def _rebased(trial: dict[str, Any], old_root: str, new_root: Path) -> dict[str, Any]:
-    """The summary stores absolute paths; an experiment dir that was moved or copied still reports."""
-    return {**trial, "trial_dir": rebase(trial["trial_dir"], old_root, new_root),
-            "best_checkpoint": rebase(trial.get("best_checkpoint"), old_root, new_root)}
-
-
-def trial_counts(trials: list[dict[str, Any]]) -> dict[str, int]:
-    """How the trials ended: ran to max_t, stopped early by ASHA, diverged, failed, unfinished."""
-    kinds = [figures.trial_kind(t, None) for t in trials]
-    unfinished = sum(str(t["status"]).startswith("unfinished") for t in trials)
-    return {"run": len(trials), "completed": kinds.count("completed"), "stopped": kinds.count("stopped"),
-            "diverged": kinds.count("diverged"), "failed": kinds.count("failed") - unfinished,
-            "unfinished": unfinished}
 
 
 # ---------------------------------------------------------------- the figures
@@ -133,12 +65,14 @@ def panels(result: SearchResult, conditions: int, log: Callable[[str], None]) ->
               lambda: importance(result.study_storage, result.study_name, space)),
         Panel("best_trial_samples.png", "Best trial's samples",
               lambda: best_trial_samples(result.best, conditions, log)),
-    ]
+    ] + ([Panel(PARETO_PNG, "Pareto front", lambda: pareto_figure(result.summary.get("pareto")))]
+         if space.multi else [])
 
 
 # ---------------------------------------------------------------- sections
 
-def document(result: SearchResult, figures: list[Panel]) -> Doc:
+def document(result: SearchResult, figures: list[Panel], noise: tuple[Optional[dict[str, Any]], str] = (None, "")
+             ) -> Doc:
     s = result.summary
     doc = Doc(f"Search report: {s.get('name', result.path.name)}")
     if result.space.description:
@@ -154,9 +88,14 @@ def document(result: SearchResult, figures: list[Panel]) -> Doc:
     doc.add("table", _top_table(result))
     for block in confirmation_blocks(result.summary, result.space.metric):
         doc.add(*block)
+    front = next((p for p in figures if p.file == PARETO_PNG), None)
+    for block in pareto_blocks(s, result.space, front) if front else []:
+        doc.add(*block)
+    for block in noise_blocks(*noise):
+        doc.add(*block)
     _best_config_section(doc, result)
     doc.add("h2", "Figures")
-    for panel in figures:
+    for panel in (p for p in figures if p is not front):
         doc.add("h3", panel.title)
         doc.add("skipped" if panel.skipped else "figure", panel)
     return doc
@@ -165,7 +104,9 @@ def document(result: SearchResult, figures: list[Panel]) -> Doc:
 def _outcome(result: SearchResult) -> list[str]:
     s, metric, best, ref = result.summary, result.space.metric, result.best, result.reference
     c = trial_counts(result.trials)
-    lines = []
+    multi = outcome_lines(s, result.space, best) if result.space.multi and not s.get("interrupted") else []
+    nothing_met = bool(multi) and (s.get("pareto") or {}).get("chosen") is None  # said first, plainly
+    lines = list(multi) if nothing_met else []
     if best is not None:
         line = (f"**Best trial `{best['trial_id']}`**: {metric} = {_fmt(best['best_value'])} at epoch "
                 f"{best['best_epoch']} of {result.space.scheduler.max_t}")
@@ -174,12 +115,12 @@ def _outcome(result: SearchResult) -> list[str]:
             line += f"; the base config (trial `{ref['trial_id']}`) scored {_fmt(ref['best_value'])} ({change:+.1f}%)"
         elif ref is not None and ref["trial_id"] == best["trial_id"]:
             line += ": the base config itself; no searched values beat it"
-        lines.append(line)
+        lines += [line, *([] if nothing_met else multi)]
         if s.get("confirmation"):
             lines.append(f"{s['confirmation']['verdict']} (seeds {', '.join(map(str, s['confirmation']['seeds']))})")
     elif s.get("interrupted"):
         lines.append("No best trial yet: the search was interrupted before every trial finished.")
-    else:
+    elif not nothing_met:
         lines.append(f"No best trial: no trial finished with a finite {metric}.")
     lines.append(f"Trials: {c['run']} run of {result.space.num_samples}: {c['completed']} ran to max_t, "
                  f"{c['stopped']} stopped early by ASHA, {c['diverged']} diverged, {c['failed']} failed"
@@ -200,7 +141,9 @@ def _settings(result: SearchResult) -> list[list[str]]:
     points = ", ".join(p if isinstance(p, str) else json.dumps(p) for p in search.points_to_evaluate) or "none"
     study = result.summary.get("study") or {}
     return [
-        ["metric", f"`{sp.metric}` ({sp.mode})"],
+        ["objectives (primary first)", ", ".join(f"`{n}` ({m})" for n, m in zip(sp.objectives, sp.modes, strict=True))
+         + (f"; constraints {', '.join(f'`{c}`' for c in sp.constraints)}" if sp.constraints else "")]
+        if sp.multi else ["metric", f"`{sp.metric}` ({sp.mode})"],
         ["trials (num_samples)", f"{sp.num_samples}, at most {sp.max_concurrent} at once"],
         ["searcher", f"Optuna {search.sampler.upper() if search.sampler == 'tpe' else search.sampler}, seed "
                      f"{search.seed}, {search.n_startup_trials} random start-up trials; points to evaluate: {points}"],
@@ -224,12 +167,14 @@ def _space_rows(space: SearchSpace) -> list[list[str]]:
 
 def _top_table(result: SearchResult) -> tuple[list[str], list[list[str]]]:
     names = [p.name for p in result.space.params]
-    head = ["#", "trial", *[short_name(n) for n in names], f"best {result.space.metric}", "at epoch", "epochs",
-            "status"]
+    more = result.space.objectives[1:]  # several objectives: each at the epoch the trial is valued at
+    head = ["#", "trial", *[short_name(n) for n in names], f"best {result.space.metric}", *more,
+            "valued at epoch" if more else "at epoch", "epochs", "status"]
     rows = []
     for i, t in enumerate(result.trials[:TOP_TRIALS], 1):
         trial = f"`{t['trial_id']}`" + (" (base)" if t.get("is_reference") else "")
         rows.append([str(i), trial, *[_fmt(t["params"].get(n)) for n in names], _fmt(t["best_value"]),
+                     *[_fmt((t.get("objectives") or {}).get(m)) for m in more],
                      _fmt(t["best_epoch"]), str(t["epochs_run"]), str(t["status"])])
     return head, rows
 
@@ -257,7 +202,8 @@ def _best_config_section(doc: Doc, result: SearchResult) -> None:
 
 def write_report(experiment_dir: str | Path, *, conditions: int = SAMPLE_CONDITIONS,
                  log: Callable[[str], None] = _log) -> Path:
-    """Write `<experiment>/report/` (summary.md, index.html, figures); returns the report directory.
+    """Write `<experiment>/report/` (summary.md, index.html, figures, noise.json when sample metrics
+    were searched); returns the report directory.
 
     Raises UserError when `experiment_dir` is not a finished search. A figure that cannot be
     made (too few trials for importance, no checkpoint to sample) is skipped with a note.
@@ -278,7 +224,10 @@ def write_report(experiment_dir: str | Path, *, conditions: int = SAMPLE_CONDITI
         fig.savefig(out / panel.file, dpi=110)
         plt.close(fig)
         log(f"wrote {panel.file} ({time.perf_counter() - t0:.1f} s)")
-    doc = document(result, figures)
+    noise = sampling_noise(result, out, conditions, log)
+    if noise[1]:
+        log(f"skipped {NOISE_FILE}: {noise[1]}")
+    doc = document(result, figures, noise)
     (out / SUMMARY_MD).write_text(doc.markdown())
     (out / INDEX_HTML).write_text(doc.html(out))
     log(f"{out / INDEX_HTML} and {SUMMARY_MD} written in {time.perf_counter() - started:.1f} s")
