@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: python -m abr_tune.report runs/search/lr_stft-20260101-120000")
     p.add_argument("experiment", metavar="DIR", help="the search's experiment directory (holds search_summary.json)")
     p.add_argument("--conditions", type=int, default=SAMPLE_CONDITIONS, metavar="N",
-                   help=f"conditions in best_trial_samples.png (default {SAMPLE_CONDITIONS}; 0 skips sampling)")
+                   help=f"conditions in best_trial_samples.png (default {SAMPLE_CONDITIONS}; 0 skips sampling, "
+                        "also the sampling-noise re-scoring of a search with sample metrics)")
     return p
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -101,10 +102,13 @@ def rescore(trial: dict[str, Any], checkpoint: Path, names: list[str], log: Call
 
 
 def _score(trial: dict[str, Any], checkpoint: Path, names: list[str], log: Callable[[str], None]) -> dict[str, Any]:
+    import torch
+
     from ...data import pick_reference_indices, prepare_splits
     from ...model import Generator
     from ...training.validation import SplitTensors, sample_round
 
+    torch.set_num_threads(os.cpu_count() or 1)  # the search is over: every core samples
     gen = Generator.from_checkpoint(checkpoint, device="auto")
     cfg, t = gen.cfg, gen.cfg.trainer
     val = SplitTensors.build(prepare_splits(cfg.data).val, gen.normaliser, gen.device)
