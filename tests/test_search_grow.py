@@ -1,8 +1,8 @@
 """Growing a search: --extend adds trials to a finished search, --warm-start seeds a new one
 with an earlier experiment's best configurations; ASHA's rungs survive the restore.
 
-One tiny finished search (3 trials, its winner confirmed over 2 seeds) is extended by 2 trials
-through the CLI on a real local Ray, once per module; the warm start reads the same search.
+One tiny finished search (3 trials) is extended by 2 trials, its winner then confirmed over 2
+seeds, through the CLI on a real local Ray, once per module; the warm start reads the same search.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ def searched(tmp_path_factory) -> tuple[Path, Path]:
         "base": search_base(tmp), "num_samples": 3, "max_concurrent": 2,
         "scheduler": {"max_t": 2, "grace_period": 1, "reduction_factor": 2},
         "search": {"seed": 0, "n_startup_trials": 3, "points_to_evaluate": ["base"]},
-        "confirm": {"top_k": 1, "seeds": 2},
         "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2},
                    "loss.stft_weight": {"dist": "uniform", "low": 0.0, "high": 0.3}},
     }
@@ -52,8 +51,8 @@ def extended(searched, tmp_path_factory) -> tuple:
     shutil.copytree(exp, grown, symlinks=True)
     before = {"study": [(t.number, t.state, t.value, t.params) for t in _study(grown)],
               "trials": {d.name: _hashes(d) for d in grown.glob("trial_*")}}
-    proc = run_cli("abr_tune.search", "--extend", str(grown), "--num-samples", "2",
-                   "--dashboard-port", str(free_port()), timeout=300)
+    proc = run_cli("abr_tune.search", "--extend", str(grown), "--num-samples", "2", "--confirm-top", "1",
+                   "--confirm-seeds", "2", "--dashboard-port", str(free_port()), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return exp, grown, before, proc
 
@@ -74,10 +73,10 @@ def test_extend_adds_trials_to_the_same_study_and_the_report_covers_them_all(ext
     assert yaml.safe_load((grown / "space.yaml").read_text())["num_samples"] == 5
     html = (grown / "report" / "index.html").read_text()
     assert all(t["trial_id"] in html for t in summary["trials"])
-    # The extension confirmed again over the whole search, beside the first confirmation.
-    assert summary["confirmation"]["dir"] == f"{grown}/confirm_2"
+    # The extension confirmed the winner over all 5 trials (--confirm-* may be given with --extend).
+    assert summary["confirmation"]["dir"] == f"{grown}/confirm" and summary["confirmation"]["seeds"] == [4, 5]
     assert len(list((grown / "confirm").glob("confirm_*_seed*"))) == 4
-    assert len(list((grown / "confirm_2").glob("confirm_*_seed*"))) == 4
+    assert yaml.safe_load((grown / "space.yaml").read_text())["confirm"] == {"top_k": 1, "seeds": 2}
     # Finished again: a --resume has nothing to do, another --extend would add trials.
     again = run_cli("abr_tune.search", "--resume", str(grown), timeout=60)
     assert again.returncode == 0 and "already finished (5 trials)" in again.stdout
@@ -156,3 +155,18 @@ def test_restored_asha_cuts_new_trials_against_the_earlier_trials_rungs(tmp_path
                          reduction_factor=2, stop_last_trials=False)
     plain.on_trial_add(None, new)  # no history: the same result continues
     assert plain.on_trial_result(None, new, {"epoch": 1, "val/mse_v": 0.9}) == TrialScheduler.CONTINUE
+
+
+def test_a_second_confirmation_goes_beside_the_first(tmp_path):
+    from abr_tune.hpo.confirm_run import stage_dir
+    from abr_tune.hpo.layout import Experiment
+    from abr_tune.hpo.space_file import parse_space
+
+    exp = Experiment(parse_space({"params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}}}),
+                     "exp", str(tmp_path))
+    exp.local_dir.mkdir()
+    assert stage_dir(exp) == "confirm"
+    (exp.local_dir / "confirm").mkdir()
+    assert stage_dir(exp) == "confirm_2"
+    (exp.local_dir / "confirm_2").mkdir()
+    assert stage_dir(exp) == "confirm_3"
