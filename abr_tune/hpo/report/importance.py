@@ -55,13 +55,9 @@ def study_importance(study: Any, space: SearchSpace) -> Made:
         return objectives_importance(study, space)
     metric = space.metric
     done = [t for t in (_at_best_epoch(t, space.mode) for t in study.trials) if t is not None]
-    if len(done) < MIN_IMPORTANCE_TRIALS:
-        return None, (f"too few completed trials for parameter importance: {len(done)} with a finite {metric}, "
-                      f"at least {MIN_IMPORTANCE_TRIALS} needed")
-    common = set.intersection(*(set(t.params) for t in done))
-    varied = [p.name for p in space.params if p.name in common and len({repr(t.params[p.name]) for t in done}) > 1]
+    varied, why = _varied(done, space, metric)
     if not varied:
-        return None, "no searched parameter took more than one value in the completed trials: nothing to attribute"
+        return None, why
     evaluator, method = _evaluator()
     in_memory = optuna.create_study(directions=study.directions)
     in_memory.add_trials(done)
@@ -112,19 +108,27 @@ def _importance_caption(space: SearchSpace, done: list[Any], varied: list[str], 
 
 # ---------------------------------------------------------------- several objectives
 
+def _varied(done: list[Any], space: SearchSpace, scored: str) -> tuple[list[str], str]:
+    """The searched params that took more than one value in the `done` trials, or why there are none."""
+    if len(done) < MIN_IMPORTANCE_TRIALS:
+        return [], (f"too few completed trials for parameter importance: {len(done)} with a finite {scored}, "
+                    f"at least {MIN_IMPORTANCE_TRIALS} needed")
+    common = set.intersection(*(set(t.params) for t in done))
+    varied = [p.name for p in space.params if p.name in common and len({repr(t.params[p.name]) for t in done}) > 1]
+    if not varied:
+        return [], "no searched parameter took more than one value in the completed trials: nothing to attribute"
+    return varied, ""
+
+
 def objectives_importance(study: Any, space: SearchSpace) -> Made:
     """One panel per objective: the importances for it over the COMPLETE trials (each valued at one epoch
     for every objective), the primary first; an objective they cannot be computed for says why in its panel."""
     names, modes = space.objectives, space.modes
     done = [t for t in study.trials if t.state.name == "COMPLETE" and t.values is not None
             and len(t.values) == len(names) and math.isfinite(t.values[0])]
-    if len(done) < MIN_IMPORTANCE_TRIALS:
-        return None, (f"too few completed trials for parameter importance: {len(done)} with a finite {names[0]} "
-                      f"(the primary objective), at least {MIN_IMPORTANCE_TRIALS} needed")
-    common = set.intersection(*(set(t.params) for t in done))
-    varied = [p.name for p in space.params if p.name in common and len({repr(t.params[p.name]) for t in done}) > 1]
+    varied, why = _varied(done, space, f"{names[0]} (the primary objective)")
     if not varied:
-        return None, "no searched parameter took more than one value in the completed trials: nothing to attribute"
+        return None, why
     method = _evaluator()[1]
     results = [_one_objective(done, i, mode, varied) for i, mode in enumerate(modes)]
     if isinstance(results[0][0], str) and all(isinstance(r[0], str) for r in results):
