@@ -1,6 +1,6 @@
 """Run the performance benchmarks, print a table, write benchmarks/results/<name>.json.
 
-    python benchmarks/run.py                 # everything (~15 min on 2 cores)
+    python benchmarks/run.py                 # everything (~37 min on 2 shared cores; figure 9 ~14 of it)
     python benchmarks/run.py --only step,mfu # some sections
     python benchmarks/run.py --quick         # smaller sizes, a smoke run of the harness
 
@@ -25,7 +25,7 @@ from benchmarks.common import Figure, machine  # noqa: E402
 SECTIONS = {  # name -> module: the figures' order
     "step": "step_efficiency", "mfu": "mfu", "sampling": "sampling", "data": "dataset",
     "threads": "threads", "memory": "memory", "search": "search_overhead", "tpe": "tpe_options",
-    "gpu": "gpu",
+    "mo": "mo_samplers", "gpu": "gpu",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
