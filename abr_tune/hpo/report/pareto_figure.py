@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
 from ...formatting import finite
+from ..objectives import WORST_WHEN_UNDEFINED
 from .figures import BEST_COLOR, COMPLETED_COLOR, REFERENCE_EDGE, Made
 from .pareto import objective_label
 
@@ -25,10 +26,10 @@ def pareto_figure(pareto: Optional[dict[str, Any]]) -> Made:
     """The front of a search with several objectives, or why there is nothing to draw."""
     if pareto is None:
         return None, "no Pareto front: the search was interrupted before every trial finished"
-    rows = [r for r in pareto["rows"] if all(finite(r["values"].get(o["name"])) for o in pareto["objectives"])]
+    names = [o["name"] for o in pareto["objectives"]]
+    rows, edged = _drawable(pareto["rows"], names)
     if not rows:
         return None, "no trial ran to max_t with every objective measured: no point to draw"
-    names = [o["name"] for o in pareto["objectives"]]
     modes = [o["mode"] for o in pareto["objectives"]]
     bounds = _bounds(pareto["constraints"])
     if len(names) == 2:
@@ -44,8 +45,30 @@ def pareto_figure(pareto: Optional[dict[str, Any]]) -> Made:
     bad = len(pareto["infeasible"])
     fig.suptitle(f"Pareto front from {where}: {len(pareto['front'])} of {len(rows)} points on the front"
                  + (f", {bad} infeasible" if pareto["constraints"] else ""), fontsize=11)
+    for ax in fig.axes:  # say on the axis itself where the undefined values sit
+        for get, put in ((ax.get_xlabel, ax.set_xlabel), (ax.get_ylabel, ax.set_ylabel)):
+            if any(get().startswith(n) for n in edged):
+                put(get() + "\n(top edge: no wave V found)")
     fig.tight_layout()
-    return fig, _caption(pareto, len(names))
+    edge = (f" Points on the top edge of a `{'`, `'.join(edged)}` axis found no wave V in any sample (an undefined "
+            "latency error, counted as the worst)." if edged else "")
+    return fig, _caption(pareto, len(names)) + edge
+
+
+def _drawable(rows: list[dict[str, Any]], names: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows to draw, an undefined worst-when-undefined value (null in JSON) put just past the worst
+    finite value on its axis; and the metrics where that happened."""
+    edged = [n for n in names if n in WORST_WHEN_UNDEFINED and any(r["values"].get(n) is None for r in rows)]
+    edge = {}
+    for n in edged:
+        seen = [r["values"][n] for r in rows if finite(r["values"].get(n))]
+        edge[n] = max(seen) * 1.1 if seen else 1.0
+    out = []
+    for r in rows:
+        values = {**r["values"], **{n: edge[n] for n in edged if r["values"].get(n) is None}}
+        if all(finite(values.get(n)) for n in names):
+            out.append({**r, "values": values})
+    return out, edged
 
 
 def _grid(rows: list[dict[str, Any]], pareto: dict[str, Any], names: list[str], modes: list[str],
