@@ -100,26 +100,36 @@ def test_extend_refuses_what_it_cannot_honour(extended, tmp_path):
     assert _hashes(unfinished) == before
 
 
-@pytest.mark.timeout(300)
-def test_warm_start_runs_the_earlier_best_configurations_first(searched):
+def test_warm_start_runs_the_earlier_best_configurations_first(searched, capsys):
+    """Planned in-process (what Ray then runs is the space's points_to_evaluate, tested elsewhere)."""
+    from abr_tune.hpo.plan import plan_new
+    from abr_tune.search import build_parser
+
     tmp, exp = searched
     summary = json.loads((exp / "search_summary.json").read_text())
-    ranked = [t for t in summary["trials"] if not t["is_reference"]]
+    best = next(t for t in summary["trials"] if not t["is_reference"] and t["best_value"] is not None)  # ranked
     # A new space: the same lr range, ema_decay new, the STFT weight no longer searched.
-    space = {"base": search_base(tmp), "num_samples": 2, "max_concurrent": 2,
-             "scheduler": {"max_t": 1, "grace_period": 1}, "search": {"seed": 1},
+    space = {"base": search_base(tmp), "num_samples": 2, "search": {"seed": 1, "points_to_evaluate": ["base"]},
              "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2},
                         "optim.ema_decay": {"dist": "choice", "values": [0.9, 0.99]}}}
-    new_dir = tmp / "warm"
-    new_dir.mkdir()
-    new, proc = run_search(new_dir, space, "--warm-start", str(exp), "--warm-start-top", "1", name="warm")
-    assert "abr-tune: notice: warm start: 1 earlier configurations run first" in proc.stderr
-    carried = next(t for t in ranked if t["trial_id"] in proc.stderr)  # the confirmed or best-ranked one
-    assert "loss.stft_weight=" in proc.stderr and "is not searched here" in proc.stderr
-    points = yaml.safe_load((new / "space.yaml").read_text())["search"]["points_to_evaluate"]
-    assert points == [{"optim.lr": carried["params"]["optim.lr"]}]
-    first = _study(new)[0]
-    assert first.params["optim.lr"] == pytest.approx(carried["params"]["optim.lr"])
+    (tmp / "warm.yaml").write_text(yaml.safe_dump(space))
+    args = build_parser().parse_args(["--space", str(tmp / "warm.yaml"), "--storage-path", str(tmp / "warm"),
+                                      "--warm-start", str(exp), "--warm-start-top", "1"])
+    planned = plan_new(args)
+    notice = capsys.readouterr().err
+    assert "abr-tune: notice: warm start: 1 earlier configurations run first" in notice
+    assert f"{exp} {best['trial_id']}: optim.lr=" in notice  # the earlier search's best other than its base
+    assert "loss.stft_weight=" in notice and "is not searched here" in notice
+    assert planned.space.search.points_to_evaluate == ["base", {"optim.lr": best["params"]["optim.lr"]}]
+
+    narrow = {**space, "search": {"seed": 1},  # (the base's own lr is outside this range too)
+              "params": {**space["params"], "optim.lr": {"dist": "loguniform", "low": 1e-5, "high": 2e-5}}}
+    (tmp / "narrow.yaml").write_text(yaml.safe_dump(narrow))
+    args = build_parser().parse_args(["--space", str(tmp / "narrow.yaml"), "--storage-path", str(tmp / "warm"),
+                                      "--warm-start", str(exp), "--warm-start-top", "1"])
+    assert plan_new(args).space.search.points_to_evaluate == []  # the lr does not fit: nothing carried
+    assert "skipped, no value fits this space" in capsys.readouterr().err
+    assert not (tmp / "warm").exists()  # planning writes nothing
 
 
 def test_warm_start_from_a_directory_that_is_no_search_is_refused(tmp_path):

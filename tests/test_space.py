@@ -205,15 +205,23 @@ def test_base_config_resolves_relative_to_the_space_file(tmp_path):
     assert from_dict(load_space(path).base_raw()).model.d_model == 48
 
 
-def test_a_sample_metric_makes_every_trial_sample_every_epoch(tmp_path):
+def test_a_sample_metric_that_drives_asha_is_sampled_on_its_rungs(tmp_path):
     import dataclasses
 
+    from conftest import tiny_config
+
     from abr_tune.hpo.trial import trial_overrides
+    from abr_tune.training import train_abr
 
     space = _space(params=LR)
-    assert "trainer.sample_every_epochs" not in trial_overrides(space, tmp_path)
-    latency = dataclasses.replace(space, metric="sample/wave_v_latency_mae_ms")
-    assert trial_overrides(latency, tmp_path)["trainer.sample_every_epochs"] == 1
+    assert "trainer.sample_epochs" not in trial_overrides(space, tmp_path)  # val/mse_v: no extra sampling
+    latency = dataclasses.replace(space, metric="sample/wave_v_latency_mae_ms",
+                                  scheduler=dataclasses.replace(space.scheduler, max_t=10, grace_period=2))
+    assert trial_overrides(latency, tmp_path)["trainer.sample_epochs"] == [2, 4, 8]  # ASHA's rungs
+    # train_abr samples on those epochs, every sample_every_epochs and on the last one, nowhere else
+    raw = tiny_config(tmp_path, trainer={"max_epochs": 4, "sample_every_epochs": 100, "sample_epochs": [2]})
+    summary = train_abr(raw)
+    assert [h["epoch"] for h in summary["history"] if "sample/corr" in h] == [2, 4]
 
 
 def test_conditions_on_numeric_choices_and_bools_are_accepted():
