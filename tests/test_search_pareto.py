@@ -145,3 +145,29 @@ def test_repeated_metric_flags_make_a_pareto_search_and_bad_constraints_are_refu
                        str(tmp_path / "runs"), timeout=60)
         assert_user_error(proc, fragment)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_confirmed_front_is_made_from_means_over_seeds():
+    """Without Ray: the confirmation's runs (per candidate, per seed) -> the front of their means."""
+    from abr_tune.hpo.confirm import Candidate
+    from abr_tune.hpo.confirm_run import confirmed_front
+    from abr_tune.hpo.layout import Experiment
+    from abr_tune.hpo.space_file import parse_space
+
+    space = parse_space({"metrics": ["val/mse_v", "sample/wave_v_latency_mae_ms"],
+                         "constraints": ["val/mse_v <= 0.6"],
+                         "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}}})
+    exp = Experiment(space, "exp", "/nowhere")
+    cands = [Candidate("a", {"optim.lr": 1e-3}), Candidate("b", {"optim.lr": 2e-3}),
+             Candidate("c", {"optim.lr": 3e-3}), Candidate("base", {"optim.lr": 5e-3})]
+    row = lambda mse, mae: {"val/mse_v": mse, "sample/wave_v_latency_mae_ms": mae}  # noqa: E731
+    runs = {"a": {1: row(0.50, 0.9), 2: row(0.52, 0.7)},      # means 0.51, 0.8
+            "b": {1: row(0.55, 0.5), 2: row(0.55, 0.7)},      # 0.55, 0.6: on the front (better latency)
+            "c": {1: row(0.56, 0.9), 2: row(0.56, 0.9)},      # dominated by a and b
+            "base": {1: row(0.70, 0.2), 2: row(0.70, math.inf)}}  # best latency but infeasible; inf: no wave V
+    pareto = confirmed_front(exp, cands, runs)
+    means = {r["label"]: r["values"] for r in pareto["rows"]}
+    assert means["a"] == pytest.approx({"val/mse_v": 0.51, "sample/wave_v_latency_mae_ms": 0.8})
+    assert means["base"]["sample/wave_v_latency_mae_ms"] == math.inf
+    assert pareto["source"] == "confirmed" and pareto["infeasible"] == ["base"]
+    assert pareto["front"] == ["a", "b"] and pareto["chosen"] == "a"
