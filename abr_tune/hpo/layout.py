@@ -33,6 +33,7 @@ REPORT_DIR = "report"
 TRIAL_SUMMARY_FILE = "train_summary.json"  # train_abr's summary, written in each finished trial dir
 TRIAL_RUN = "train"  # each trial's train_abr run: <trial dir>/train/
 TUNE_CHECKPOINT_FILE = CHECKPOINT_FILE  # the file inside each of Tune's checkpoint directories
+TUNE_RESULT_FILE = "result.json"  # Tune's per-trial log of every reported result (one JSON object a line)
 
 
 def trial_best_checkpoint(trial_dir: str | Path) -> Path:

@@ -16,6 +16,8 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 
+from .layout import TUNE_RESULT_FILE
+
 
 class RestoredASHA(ASHAScheduler):
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
@@ -31,7 +33,7 @@ def reported(trial: Any, time_attr: str, metric: str) -> list[tuple[float, float
     if getattr(trial.storage, "trial_dir_name", None) is None:  # a new trial: no directory yet
         return []
     try:
-        lines = (Path(trial.path) / "result.json").read_text().splitlines()
+        lines = (Path(trial.path) / TUNE_RESULT_FILE).read_text().splitlines()
     except (OSError, TypeError):  # never reported, or its directory is on remote storage
         return []
     seen: dict[float, float] = {}

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from ...errors import UserError
 from ...formatting import finite, fmt_value, json_safe
-from ..layout import TUNE_CHECKPOINT_FILE
+from ..layout import TUNE_CHECKPOINT_FILE, TUNE_RESULT_FILE
 from ..space import SearchSpace
 from .result import SearchResult
 from .samples import best_checkpoint
@@ -31,7 +31,6 @@ from .samples import best_checkpoint
 NOISE_FILE = "noise.json"
 NOISE_SEEDS = 5  # sampling seeds val_seed + 1 .. val_seed + NOISE_SEEDS
 REAL_RATIO = 2.0  # spread / noise below this: within the noise (a spread of pure noise has a ratio near 1)
-TUNE_RESULT_FILE = "result.json"  # Tune's per-trial results: which checkpoint directory holds which epoch
 
 
 def sample_names(space: SearchSpace) -> list[str]:
