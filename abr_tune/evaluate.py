@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier-free guidance scales to compare (default 1 1.5 2)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="DDIM steps (default: the checkpoint's diffusion.sample_steps)")
+    p.add_argument("--eta", type=float, metavar="E",
+                   help="DDIM eta: 0 deterministic, 1 DDPM's fresh noise at every step (default: the checkpoint's "
+                        "diffusion.ddim_eta)")
     p.add_argument("--repeats", type=int, default=3, metavar="K",
                    help="samples per condition, different seeds (default 3; diversity needs >= 2)")
     p.add_argument("--max-conditions", type=int, default=256, metavar="M",
@@ -68,7 +71,7 @@ def default_out(checkpoint: str | Path, split: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = EvalOptions(split=args.split, cfg_scales=tuple(dict.fromkeys(args.cfg_scale)), steps=args.steps,
-                          repeats=args.repeats, max_conditions=args.max_conditions, seed=args.seed,
+                          eta=args.eta, repeats=args.repeats, max_conditions=args.max_conditions, seed=args.seed,
                           data_path=args.data)
     options.check()
     out = Path(args.out) if args.out else default_out(args.checkpoint, args.split)

@@ -7,6 +7,7 @@ then completes), stops at the deadline regardless, and scores the best checkpoin
 weights, lowest val/mse_v) on the synthetic test split at several CFG scales with
 `abr_tune.evaluate`. Prints CFG scale vs each target metric and writes
 <out>/fidelity.json next to the evaluation's own metrics.json, summary.md and figures.
+`--checkpoint CKPT` scores a checkpoint already trained (e.g. at another DDIM eta) without training.
 Not run by the tests.
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
 
 from abr_tune.config import load_config  # noqa: E402
 from abr_tune.fidelity.evaluation import EvalOptions, evaluate  # noqa: E402
@@ -104,32 +107,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, help="train exactly this many epochs instead (no deadline): comparable "
                                                "numbers on a shared or busy machine")
     p.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
+    p.add_argument("--checkpoint", help="score this checkpoint against the targets instead of training one")
     p.add_argument("--cfg-scale", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0])
     p.add_argument("--repeats", type=int, default=2, help="samples per test condition (default 2)")
     p.add_argument("--max-conditions", type=int, default=256, help="test conditions scored (default 256: all)")
     p.add_argument("--steps", type=int, help="DDIM steps (default: the config's)")
+    p.add_argument("--eta", type=float, help="DDIM eta (default: the config's diffusion.ddim_eta)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--out", default=str(ROOT / "runs/bench/fidelity"))
     args = p.parse_args(argv)
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    summary = train_for(args.config, args.minutes, out, args.threads, args.epochs)
-    checkpoint = summary["best_checkpoint"] or summary["last_checkpoint"]
-    options = EvalOptions(cfg_scales=tuple(args.cfg_scale), repeats=args.repeats, steps=args.steps,
+    if args.checkpoint:
+        torch.set_num_threads(args.threads)
+        summary, checkpoint = None, args.checkpoint
+    else:
+        summary = train_for(args.config, args.minutes, out, args.threads, args.epochs)
+        checkpoint = summary["best_checkpoint"] or summary["last_checkpoint"]
+    options = EvalOptions(cfg_scales=tuple(args.cfg_scale), repeats=args.repeats, steps=args.steps, eta=args.eta,
                           max_conditions=args.max_conditions)
     report = evaluate(checkpoint, options, out / "eval")
     results = {t[0]: {"target": f"{t[1]} {t[2]}", **{s: reached(m[t[0]], *t[1:]) for s, m in
                                                       report["by_cfg_scale"].items()}} for t in TARGETS}
-    print(f"\ntrained {summary['epochs_run']} epochs in {summary['train_seconds'] / 60:.1f} min "
-          f"({summary['status']}), best val/mse_v {summary['best_val_mse_v']:.4f} at epoch {summary['best_epoch']}")
+    if summary is not None:
+        print(f"\ntrained {summary['epochs_run']} epochs in {summary['train_seconds'] / 60:.1f} min "
+              f"({summary['status']}), best val/mse_v {summary['best_val_mse_v']:.4f} at epoch {summary['best_epoch']}")
     print(table(report))
     print("relative to the oracle (generated ÷ oracle):")
     print(relative_table(report))
     for metric, row in results.items():
         hits = [s for s, ok in row.items() if s != "target" and ok]
         print(f"target {metric} {row['target']}: {'reached at CFG ' + ', '.join(hits) if hits else 'not reached'}")
-    bench = {"config": args.config, "minutes": args.minutes, "epochs": args.epochs, "threads": args.threads,
-             "train": {k: summary[k] for k in ("status", "epochs_run", "planned_epochs", "best_epoch",
-                                               "best_val_mse_v", "train_seconds", "best_checkpoint")},
+    trained = None if summary is None else {k: summary[k] for k in ("status", "epochs_run", "planned_epochs",
+                                                                     "best_epoch", "best_val_mse_v", "train_seconds",
+                                                                     "best_checkpoint")}
+    bench = {"config": None if args.checkpoint else args.config, "checkpoint": str(checkpoint),
+             "minutes": args.minutes, "epochs": args.epochs, "threads": args.threads, "train": trained,
              "targets": results, "evaluation": report}
     (out / "fidelity.json").write_text(json.dumps(json_safe(bench), indent=2) + "\n")
     print(f"wrote {out / 'fidelity.json'} and the evaluation in {out / 'eval'}")

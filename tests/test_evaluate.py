@@ -38,7 +38,7 @@ def checkpoint(tmp_path_factory):
 def test_cli_writes_every_promised_file(checkpoint, tmp_path):
     out = tmp_path / "eval"
     proc = run_cli("abr_tune.evaluate", "--checkpoint", checkpoint, "--cfg-scale", "1", "2", *FAST,
-                   "--out", str(out))
+                   "--eta", "1", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"wrote metrics.json, summary.md and figures to {out}" in proc.stdout
     pngs = ["waveforms_cfg1.png", "waveforms_cfg2.png", "latency_intensity.png", "error_histograms.png"]
@@ -52,6 +52,7 @@ def test_cli_writes_every_promised_file(checkpoint, tmp_path):
         assert -1 <= metrics["corr"] <= 1 and metrics["mse_uv"] > 0 and 0 <= metrics["detection_acc"] <= 1
     assert PER_SCALE_KEYS <= set(report["oracle"]) and report["oracle"]["detection_acc"] > 0.5
     assert report["n_conditions"] == 12 and report["repeats"] == 2 and report["sample_steps"] == 3
+    assert report["ddim_eta"] == 1.0  # the sampler that ran, not the checkpoint's config (eta 0)
     assert report["ground_truth"] == "simulator" and report["best_cfg_scale"]["corr"] in (1.0, 2.0)
     summary = (out / "summary.md").read_text()
     assert "| CFG scale | Pearson r |" in summary and "| oracle |" in summary and "| 2 |" in summary
@@ -93,6 +94,8 @@ def test_bad_arguments(checkpoint, tmp_path, args, fragment):
     [({"repeats": 0}, "--repeats must be an integer in [1, 1000], got 0"),
      ({"max_conditions": 0}, "--max-conditions must be an integer >= 1, got 0"),
      ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
+     ({"eta": 1.5}, "--eta must be a finite number in [0, 1], got 1.5"),
+     ({"eta": float("nan")}, "--eta must be a finite number in [0, 1], got nan"),
      ({"cfg_scales": (1.0, -1.0)}, "--cfg-scale must be a finite number in [0, 50], got -1"),
      ({"cfg_scales": (float("nan"),)}, "--cfg-scale must be a finite number in [0, 50], got nan"),
      ({"cfg_scales": ()}, "--cfg-scale needs one or more values in [0, 50]"),

@@ -18,7 +18,7 @@ from ..config import TrainConfig, from_dict
 from ..data import ABRArrays, load_arrays, prepare_splits
 from ..errors import UserError
 from ..formatting import finite, json_safe
-from ..physiology.ranges import CFG_SCALE, SEED_MAX, check_count, check_in_range
+from ..physiology.ranges import CFG_SCALE, DDIM_ETA, SEED_MAX, check_count, check_in_range
 from .metrics import class_metrics, fidelity_metrics, oracle_metrics, truth_description
 from .summary import AGREEMENT, PHYSIOLOGY, relative_to_oracle, summary_markdown
 
@@ -34,6 +34,7 @@ class EvalOptions:
     split: str = "test"
     cfg_scales: tuple[float, ...] = DEFAULT_SCALES
     steps: int | None = None
+    eta: float | None = None
     repeats: int = 3
     max_conditions: int = 256
     seed: int = 0
@@ -50,6 +51,8 @@ class EvalOptions:
         check_count("--max-conditions", self.max_conditions)
         if self.steps is not None:
             check_count("--steps", self.steps)
+        if self.eta is not None:
+            check_in_range("--eta", self.eta, DDIM_ETA)
         check_count("--seed", self.seed, 0, SEED_MAX)
 
 
@@ -72,14 +75,14 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     o.check()
     state = load_checkpoint(checkpoint, need=GENERATE_KEYS)
     cfg = _eval_config(state, o)
-    sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps)
+    sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps, eta=o.eta)
     split = _load_split(cfg, o.split, arrays)
     idx = select_conditions(len(split), o.max_conditions, o.seed)
     for line in sampler.normaliser.untrained(split.static[idx]):
         print(f"abr-tune: warning: {line}", file=sys.stderr, flush=True)
     if verbose:
         print(f"abr-tune: {len(idx)} conditions of the {o.split} split × {o.repeats} samples, DDIM "
-              f"{cfg.diffusion.sample_steps} steps on {sampler.device}, CFG "
+              f"{cfg.diffusion.sample_steps} steps (eta {cfg.diffusion.ddim_eta:g}) on {sampler.device}, CFG "
               f"{', '.join(f'{s:g}' for s in o.cfg_scales)}", flush=True)
     runs = []
     for scale in o.cfg_scales:
