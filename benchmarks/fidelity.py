@@ -85,6 +85,8 @@ def table(report: dict) -> str:
     for scale, m in report["by_cfg_scale"].items():
         rows.append((scale, *(_fmt(m[k]) for k in SHOWN)))
     rows.append(("oracle", *(_fmt(report["oracle"][k]) for k in SHOWN)))
+    if report.get("ideal"):
+        rows.append(("ideal", *(_fmt(report["ideal"][k]) for k in SHOWN)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
@@ -134,9 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     print(table(report))
     print("relative to the oracle (generated ÷ oracle):")
     print(relative_table(report))
-    for metric, row in results.items():
-        hits = [s for s, ok in row.items() if s != "target" and ok]
-        print(f"target {metric} {row['target']}: {'reached at CFG ' + ', '.join(hits) if hits else 'not reached'}")
+    ideal = report.get("ideal") or {}
+    for metric, op, target in TARGETS:
+        hits = [s for s, ok in results[metric].items() if s != "target" and ok]
+        verdict = "reached at CFG " + ", ".join(hits) if hits else "not reached"
+        if metric in ideal:
+            verdict += f" (ideal generator {_fmt(ideal[metric])}: "
+            verdict += f"{'reaches' if reached(ideal[metric], op, target) else 'misses'} it)"
+        print(f"target {metric} {op} {target}: {verdict}")
     trained = None if summary is None else {k: summary[k] for k in ("status", "epochs_run", "planned_epochs",
                                                                      "best_epoch", "best_val_mse_v", "train_seconds",
                                                                      "best_checkpoint")}

@@ -56,3 +56,28 @@ def test_wilson_interval_known_values():
     low, high = wilson_interval(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
     assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_new_subjects_under_the_same_conditions_are_the_ideal_generator(recordings):
+    """New simulated subjects under each recording's conditions: as realistic as fresh recordings (the
+    C2ST at chance), but without the recorded subject's latency offset and amplitude scale, so they
+    score below the oracle on r vs the noise-free response and the wave V latency: the ceiling a
+    generator sampling the true distribution can reach."""
+    from abr_tune.data.synthetic import new_subject_recordings
+    from abr_tune.fidelity.metrics import fidelity_metrics, oracle_metrics
+
+    rows = np.arange(0, len(recordings), 2)  # 320 recordings of 80 patients
+    ref = recordings.subset(rows)
+    draws = new_subject_recordings(ref, seed=0, candidates=500)
+    assert draws.shape == ref.signals.shape and draws.dtype == np.float32
+    np.testing.assert_array_equal(draws, new_subject_recordings(ref, seed=0, candidates=500))
+    assert not np.array_equal(draws, new_subject_recordings(ref, seed=1, candidates=500))
+    ideal, oracle = fidelity_metrics(draws[None], recordings, rows, FS), oracle_metrics(recordings, rows, FS)
+    print(f"\nideal: r {ideal['corr_truth']:.3f} V MAE {ideal['wave_v_latency_mae_ms']:.3f} "
+          f"C2ST {ideal['c2st_acc']:.3f}; oracle: r {oracle['corr_truth']:.3f} "
+          f"V MAE {oracle['wave_v_latency_mae_ms']:.3f}")
+    assert abs(ideal["c2st_acc"] - 0.5) < 0.07
+    assert ideal["corr_truth"] < oracle["corr_truth"] - 0.04
+    assert ideal["wave_v_latency_mae_ms"] > oracle["wave_v_latency_mae_ms"] + 0.05
+    assert abs(ideal["detection_acc"] - oracle["detection_acc"]) < 0.06  # presence follows the conditions
+    assert ideal["li_slope_rel_error"] < 0.15

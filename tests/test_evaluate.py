@@ -53,9 +53,11 @@ def test_cli_writes_every_promised_file(checkpoint, tmp_path):
     assert PER_SCALE_KEYS <= set(report["oracle"]) and report["oracle"]["detection_acc"] > 0.5
     assert report["n_conditions"] == 12 and report["repeats"] == 2 and report["sample_steps"] == 3
     assert report["ddim_eta"] == 1.0  # the sampler that ran, not the checkpoint's config (eta 0)
+    assert PER_SCALE_KEYS <= set(report["ideal"]) and set(report["ideal_relative_to_oracle"]) >= {"corr_truth"}
     assert report["ground_truth"] == "simulator" and report["best_cfg_scale"]["corr"] in (1.0, 2.0)
     summary = (out / "summary.md").read_text()
     assert "| CFG scale | Pearson r |" in summary and "| oracle |" in summary and "| 2 |" in summary
+    assert summary.count("| ideal generator |") == 3  # both tables and the relative one
 
 
 def test_user_file_without_marks_uses_the_picker_on_the_recordings(checkpoint, tmp_path):
@@ -71,6 +73,7 @@ def test_user_file_without_marks_uses_the_picker_on_the_recordings(checkpoint, t
     assert oracle["detection_acc"] == 1.0  # truth is the detector's verdict on the recording itself
     assert math.isnan(oracle["wave_v_latency_mae_ms"])  # nothing marked: the picker has no truth to meet
     assert math.isfinite(report["by_cfg_scale"]["1"]["mse_uv"])
+    assert report["ideal"] is None  # no simulator behind a user's file: no ideal generator row
 
 
 @pytest.mark.parametrize(

@@ -217,3 +217,27 @@ def fresh_recordings(arrays: ABRArrays, seed: int, sample_rate_hz: float = 20000
     rms = np.sqrt(((arrays.signals - arrays.clean_uv).astype(np.float64) ** 2).mean(axis=1, keepdims=True))
     noise = _coloured_noise(np.random.default_rng(seed), len(arrays), sample_rate_hz) * rms
     return (arrays.clean_uv + noise).astype(np.float32)
+
+
+def new_subject_recordings(arrays: ABRArrays, seed: int, candidates: int = 2000,
+                           sample_rate_hz: float = 20000.0) -> np.ndarray:
+    """Recordings (µV) of *new* simulated subjects under each row's conditions: what a perfect
+    conditional generator would draw. Age, intensity and rate are the row's own; threshold,
+    latency offset, amplitude scale and noise level are drawn from the simulator's priors,
+    `candidates` at a time, and one candidate whose Fmp lies nearest the row's (in log) is kept,
+    so the draw follows p(recording | age, intensity, rate, Fmp) up to that rounding.
+    """
+    rng = np.random.default_rng(seed)
+    t_ms = np.arange(SEQUENCE_LENGTH) * 1000.0 / sample_rate_hz
+    position = ADULT_80DB_MS / ADULT_80DB_MS[-1]
+    out = np.empty((len(arrays), SEQUENCE_LENGTH), dtype=np.float32)
+    for i, (age, intensity, rate, fmp) in enumerate(np.asarray(arrays.static, dtype=np.float64)):
+        _, threshold, offset_ms, scale = _draw_subjects(rng, candidates)
+        latency = wave_latencies_ms(intensity, age, rate, threshold) + offset_ms[:, None] * position
+        clean = _render(t_ms, latency, wave_amplitudes_uv(intensity, rate, threshold) * scale[:, None])
+        noise_rms = np.exp(rng.uniform(*np.log(NOISE_RMS_UV), size=candidates))
+        gap = np.abs(np.log(1.0 + clean.var(axis=1) / noise_rms**2) - np.log(max(fmp, 1.0)))
+        near = np.flatnonzero(gap <= np.quantile(gap, 0.01))  # the nearest 1%: one drawn among them
+        k = rng.choice(near)
+        out[i] = clean[k] + _coloured_noise(rng, 1, sample_rate_hz)[0] * noise_rms[k]
+    return out

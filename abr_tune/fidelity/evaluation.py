@@ -19,11 +19,12 @@ from ..data import ABRArrays, load_arrays, prepare_splits
 from ..errors import UserError
 from ..formatting import finite, json_safe
 from ..physiology.ranges import CFG_SCALE, DDIM_ETA, SEED_MAX, check_count, check_in_range
-from .metrics import class_metrics, fidelity_metrics, oracle_metrics, truth_description
+from .metrics import class_metrics, fidelity_metrics, ideal_metrics, oracle_metrics, truth_description
 from .summary import AGREEMENT, PHYSIOLOGY, relative_to_oracle, summary_markdown
 
 SPLITS = ("train", "val", "test", "all")
 DEFAULT_SCALES = (1.0, 1.5, 2.0)
+IDEAL_REPEATS = 2  # new-subject draws per condition for the ideal row (each costs ~35 ms of simulation)
 MAX_REPEATS = 1000  # samples per condition: diversity needs 2, and memory grows with repeats x conditions
 
 
@@ -132,6 +133,7 @@ def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArray
     sr = cfg.data.sample_rate_hz
     by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr) for r in runs}
     oracle = oracle_metrics(split, idx, sr)
+    ideal = ideal_metrics(split, idx, sr, min(o.repeats, IDEAL_REPEATS))
     return {
         "checkpoint": str(checkpoint),
         "epoch": int(state.get("epoch", 0)),
@@ -148,7 +150,9 @@ def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArray
         "seconds_per_scale": {f"{r.scale:g}": round(r.seconds, 2) for r in runs},
         "by_cfg_scale": by_scale,
         "oracle": oracle,
+        "ideal": ideal,  # a perfect conditional generator (synthetic data), None otherwise
         "relative_to_oracle": relative_to_oracle(by_scale, oracle),
+        "ideal_relative_to_oracle": relative_to_oracle({"ideal": ideal}, oracle)["ideal"] if ideal else None,
         "best_cfg_scale": _best_scales(by_scale),
         "by_class": {f"{r.scale:g}": class_metrics(r.signals, split, idx, sr) for r in runs} if split.target is not None
         else {},

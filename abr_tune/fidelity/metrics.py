@@ -14,7 +14,7 @@ import numpy as np
 
 from ..data import ABRArrays
 from ..data.arrays import TRUTH_MARKS, TRUTH_SIMULATOR
-from ..data.synthetic import fresh_recordings
+from ..data.synthetic import fresh_recordings, new_subject_recordings
 from ..physiology.measures import (
     clear_truth,
     detect_response,
@@ -186,6 +186,21 @@ def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> 
     out.update(realism(ref.signals, fresh, ref, sample_rate_hz) if fresh is not None else
                dict.fromkeys(("c2st_acc", "c2st_ci_low", "c2st_ci_high"), float("nan")))
     return out
+
+
+def ideal_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
+                  repeats: int) -> dict[str, float | bool | None] | None:
+    """The full report for a perfect conditional generator (simulator data only, else None): `repeats`
+    recordings of new simulated subjects under each condition (`new_subject_recordings`), scored
+    exactly like generated waveforms. A recording shares its subject's latency offset and amplitude
+    scale with the truth, which no generator knows from the conditions: this row, not the oracle's,
+    is the best a generator that samples the true distribution can score.
+    """
+    ref = split.subset(idx)
+    if split.truth != TRUTH_SIMULATOR or ref.clean_uv is None:
+        return None
+    draws = np.stack([new_subject_recordings(ref, seed=k, sample_rate_hz=sample_rate_hz) for k in range(repeats)])
+    return fidelity_metrics(draws, split, idx, sample_rate_hz)
 
 
 def _effects(latency: np.ndarray, truth_latency: np.ndarray, static: np.ndarray) -> dict[str, float]:

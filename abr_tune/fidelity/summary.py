@@ -34,6 +34,7 @@ PHYSIOLOGY = (("detection_acc", "detection acc.", ".1%", "max"),
               ("collapsed", "collapsed", "", None),
               ("c2st_acc", "C2ST acc.", ".3f", "min"),
               ("c2st_ci_high", "C2ST 95% upper", ".3f", None))
+IDEAL_ROW = "ideal generator"
 # Metrics shown divided by their oracle value (1 = as good as a recording).
 RELATIVE = (("corr", "r"), ("corr_truth", "r vs noise-free"), ("mse_uv", "MSE"),
             ("wave_v_latency_mae_ms", "V latency MAE"), ("wave_v_amplitude_error_pct", "V amplitude error"),
@@ -78,6 +79,8 @@ def _table(report: dict[str, Any], columns) -> str:
         cells = [cell(m[k], fmt, bold=best.get(k) == float(scale)) for k, _, fmt, _ in columns]
         rows.append(f"| {scale} | " + " | ".join(cells) + " |")
     rows.append("| oracle | " + " | ".join(cell(report["oracle"][k], fmt) for k, _, fmt, _ in columns) + " |")
+    if report.get("ideal"):
+        rows.append(f"| {IDEAL_ROW} | " + " | ".join(cell(report["ideal"][k], fmt) for k, _, fmt, _ in columns) + " |")
     return "\n".join(rows)
 
 
@@ -85,6 +88,9 @@ def _relative_table(report: dict[str, Any]) -> str:
     rows = ["| CFG scale | " + " | ".join(title for _, title in RELATIVE) + " |", "|" + "---|" * (len(RELATIVE) + 1)]
     for scale, m in report.get("relative_to_oracle", {}).items():
         rows.append(f"| {scale} | " + " | ".join(cell(m.get(k), ".2f") for k, _ in RELATIVE) + " |")
+    if report.get("ideal_relative_to_oracle"):
+        m = report["ideal_relative_to_oracle"]
+        rows.append(f"| {IDEAL_ROW} | " + " | ".join(cell(m.get(k), ".2f") for k, _ in RELATIVE) + " |")
     return "\n".join(rows)
 
 
@@ -130,7 +136,8 @@ _DEFINITIONS = """## What the numbers mean
   response scores only r = sqrt(1 − 1/Fmp) and MSE = the residual-noise power: the oracle row.
 - **r vs noise-free** (synthetic data): each generated waveform against the simulator's noise-free
   response of its condition, over the conditions with a response. A generator that reproduces the
-  response and realistic residual noise scores what a recording does: the oracle row (≈ 0.8).
+  response and realistic residual noise for a *new* subject scores the ideal generator row; a recording,
+  sharing its subject's latency offset and amplitude scale with the truth, the oracle row.
 - **spectral dist.**: RMS over 100–3000 Hz of the dB difference between the mean power spectra
   of the generated and the recorded set (0 = right spectral content).
 - **V/I/III latency, amplitude**: the documented peak picker (`abr_tune/physiology/peaks.py`) on each generated
@@ -151,6 +158,11 @@ _DEFINITIONS = """## What the numbers mean
   from the recording of that condition (patient-grouped 5-fold cross-validation); 0.5 = the two
   cannot be told apart. The oracle row (synthetic data) tells recordings from fresh simulated
   recordings of the same conditions: the test's own chance level.
+- **ideal generator** (synthetic data): recordings of *new* simulated subjects under each condition
+  (age, intensity and rate the same, Fmp matched), scored like generated waveforms. The oracle row
+  shares its subject's latency offset and amplitude scale with the truth; no generator can know
+  them from the conditions, so r vs noise-free, the V latency MAE and amplitude error of a generator
+  that samples the true distribution sit at this row, not at the oracle's.
 - **Relative to the oracle**: each metric divided by the oracle row's value: r and detection want 1
   (higher is better up to the ceiling), errors and the C2ST accuracy want 1 from above.
 
