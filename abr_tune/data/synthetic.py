@@ -110,17 +110,10 @@ def simulate(
     age, threshold, offset_ms, scale = (np.repeat(v, r) for v in (age, threshold, offset_ms, scale))
     present = intensity >= threshold
 
-    t_ms = np.arange(SEQUENCE_LENGTH) * 1000.0 / sample_rate_hz  # sample k at k / fs
-    position = ADULT_80DB_MS / ADULT_80DB_MS[-1]
-    latency = wave_latencies_ms(intensity, age, rate, threshold) + offset_ms[:, None] * position  # (N, 5)
-    amplitude = wave_amplitudes_uv(intensity, rate, threshold) * scale[:, None]
-    clean = _render(t_ms, latency, amplitude)  # zero where absent (amplitude 0)
-    noise_rms = np.exp(rng.uniform(*np.log(NOISE_RMS_UV), size=intensity.shape))
+    clean, latency = _responses(intensity, age, rate, threshold, offset_ms, scale, sample_rate_hz)
+    noise_rms = _draw_noise_rms(rng, intensity.shape[0])
     noise = _coloured_noise(rng, intensity.shape[0], sample_rate_hz) * noise_rms[:, None]
-    # Fmp (Don & Elberling): variance of the averaged waveform over the residual-noise
-    # variance in the response window (the whole 10 ms epoch) = 1 + response/noise variance,
-    # so a noise-only recording scores ~1 and ~3.1 means 99% confidence of a response.
-    fmp = 1.0 + clean.var(axis=1) / noise_rms**2
+    fmp = _fmp(clean, noise_rms)
 
     # Ground truth with the picker's own definition, on the noise-free trace near the model
     # latency; NaN when wave V falls past the epoch (slow infants near threshold, <1%).
@@ -138,6 +131,29 @@ def simulate(
         clean_uv=clean.astype(np.float32),
         truth=TRUTH_SIMULATOR,
     )
+
+
+def _responses(intensity: ArrayLike, age: ArrayLike, rate: ArrayLike, threshold: np.ndarray,
+               offset_ms: np.ndarray, scale: np.ndarray, sample_rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free responses (N, T) µV (zero where absent) and the waves' latencies (N, 5) ms of
+    subjects with these thresholds, latency offsets and amplitude scales under these conditions."""
+    t_ms = np.arange(SEQUENCE_LENGTH) * 1000.0 / sample_rate_hz  # sample k at k / fs
+    position = ADULT_80DB_MS / ADULT_80DB_MS[-1]
+    latency = wave_latencies_ms(intensity, age, rate, threshold) + offset_ms[:, None] * position
+    amplitude = wave_amplitudes_uv(intensity, rate, threshold) * scale[:, None]
+    return _render(t_ms, latency, amplitude), latency
+
+
+def _draw_noise_rms(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Residual-noise RMS (µV) per recording, log-uniform over NOISE_RMS_UV."""
+    return np.exp(rng.uniform(*np.log(NOISE_RMS_UV), size=n))
+
+
+def _fmp(clean: np.ndarray, noise_rms: np.ndarray) -> np.ndarray:
+    """Fmp (Don & Elberling): variance of the averaged waveform over the residual-noise variance in
+    the response window (the whole 10 ms epoch) = 1 + response/noise variance, so a noise-only
+    recording scores ~1 and ~3.1 means 99% confidence of a response."""
+    return 1.0 + clean.var(axis=1) / noise_rms**2
 
 
 def _maturation_delay_ms(age_years: np.ndarray) -> np.ndarray:
@@ -228,15 +244,12 @@ def new_subject_recordings(arrays: ABRArrays, seed: int, candidates: int = 2000,
     so the draw follows p(recording | age, intensity, rate, Fmp) up to that rounding.
     """
     rng = np.random.default_rng(seed)
-    t_ms = np.arange(SEQUENCE_LENGTH) * 1000.0 / sample_rate_hz
-    position = ADULT_80DB_MS / ADULT_80DB_MS[-1]
     out = np.empty((len(arrays), SEQUENCE_LENGTH), dtype=np.float32)
     for i, (age, intensity, rate, fmp) in enumerate(np.asarray(arrays.static, dtype=np.float64)):
         _, threshold, offset_ms, scale = _draw_subjects(rng, candidates)
-        latency = wave_latencies_ms(intensity, age, rate, threshold) + offset_ms[:, None] * position
-        clean = _render(t_ms, latency, wave_amplitudes_uv(intensity, rate, threshold) * scale[:, None])
-        noise_rms = np.exp(rng.uniform(*np.log(NOISE_RMS_UV), size=candidates))
-        gap = np.abs(np.log(1.0 + clean.var(axis=1) / noise_rms**2) - np.log(max(fmp, 1.0)))
+        clean, _ = _responses(intensity, age, rate, threshold, offset_ms, scale, sample_rate_hz)  # conditions broadcast
+        noise_rms = _draw_noise_rms(rng, candidates)
+        gap = np.abs(np.log(_fmp(clean, noise_rms)) - np.log(max(fmp, 1.0)))
         near = np.flatnonzero(gap <= np.quantile(gap, 0.01))  # the nearest 1%: one drawn among them
         k = rng.choice(near)
         out[i] = clean[k] + _coloured_noise(rng, 1, sample_rate_hz)[0] * noise_rms[k]
