@@ -8,10 +8,8 @@ joins Ray (`hpo.cluster`), runs the tuner (`hpo.tuner`), prints and writes the r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -113,6 +111,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         check_dashboard(args.dashboard_host, args.dashboard_port)
         check_ray_home()
     arrays = load_data(exp.space)
+    import ray  # after every check of the user's input (importing Ray takes seconds), before any claim
+
     if args.extend:
         grow(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
     elif not args.resume:
@@ -127,18 +127,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         if exp.space.confirm.top_k and summary["best"] and not summary["interrupted"]:
             summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds)
     except BaseException as err:
-        import ray
-
         ray.shutdown()
         if not restoring:
             release(exp)
         after_failure(exp, err)
         raise
-    with _ray_stopping():
-        if summary["interrupted"]:
-            return 130
-        close_study(exp)  # a finished search has no trial left running
-        _write_report(exp)
+    # Before the report, not beside it: shut down in a background thread, Ray's C++ worker killed
+    # the whole process (exit 1, no report) when an object reference was freed mid-shutdown.
+    ray.shutdown()
+    if summary["interrupted"]:
+        return 130
+    close_study(exp)  # a finished search has no trial left running
+    _write_report(exp)
     return 0 if summary["best"] else 1
 
 
@@ -164,20 +164,6 @@ def grow(exp: Experiment) -> None:
     print(f"Extending experiment {exp.path}: {exp.space.num_samples - done} more trials "
           f"({done} -> {exp.space.num_samples}); TPE proposes from all {done} in {exp.study_db.name}", flush=True)
     write_space(exp, quiet=True)
-
-
-@contextlib.contextmanager
-def _ray_stopping():
-    """Shut Ray down in the background while the body runs: ray.shutdown mostly waits ~1.5 s
-    for Ray's processes to exit, and the end-of-search report needs no Ray."""
-    import ray
-
-    stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
-    stopping.start()
-    try:
-        yield
-    finally:
-        stopping.join()
 
 
 def _write_report(exp: Experiment) -> None:
