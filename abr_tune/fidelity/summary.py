@@ -76,22 +76,22 @@ def _table(report: dict[str, Any], columns) -> str:
     header = "| CFG scale | " + " | ".join(title.replace("µV", _unit(report)) for _, title, _, _ in columns) + " |"
     rows = [header, "|" + "---|" * (len(columns) + 1)]
     for scale, m in report["by_cfg_scale"].items():
-        cells = [cell(m[k], fmt, bold=best.get(k) == float(scale)) for k, _, fmt, _ in columns]
-        rows.append(f"| {scale} | " + " | ".join(cells) + " |")
-    rows.append("| oracle | " + " | ".join(cell(report["oracle"][k], fmt) for k, _, fmt, _ in columns) + " |")
-    if report.get("ideal"):
-        rows.append(f"| {IDEAL_ROW} | " + " | ".join(cell(report["ideal"][k], fmt) for k, _, fmt, _ in columns) + " |")
+        rows.append(_row(scale, [cell(m[k], fmt, bold=best.get(k) == float(scale)) for k, _, fmt, _ in columns]))
+    for label, m in (("oracle", report["oracle"]), (IDEAL_ROW, report.get("ideal"))):
+        if m:
+            rows.append(_row(label, [cell(m[k], fmt) for k, _, fmt, _ in columns]))
     return "\n".join(rows)
 
 
 def _relative_table(report: dict[str, Any]) -> str:
     rows = ["| CFG scale | " + " | ".join(title for _, title in RELATIVE) + " |", "|" + "---|" * (len(RELATIVE) + 1)]
-    for scale, m in report.get("relative_to_oracle", {}).items():
-        rows.append(f"| {scale} | " + " | ".join(cell(m.get(k), ".2f") for k, _ in RELATIVE) + " |")
-    if report.get("ideal_relative_to_oracle"):
-        m = report["ideal_relative_to_oracle"]
-        rows.append(f"| {IDEAL_ROW} | " + " | ".join(cell(m.get(k), ".2f") for k, _ in RELATIVE) + " |")
+    relative = [*report.get("relative_to_oracle", {}).items(), (IDEAL_ROW, report.get("ideal_relative_to_oracle"))]
+    rows += [_row(label, [cell(m.get(k), ".2f") for k, _ in RELATIVE]) for label, m in relative if m]
     return "\n".join(rows)
+
+
+def _row(label: str, cells: list[str]) -> str:
+    return f"| {label} | " + " | ".join(cells) + " |"
 
 
 # The per-class tables' columns (a file with a hearing-loss `target`).
