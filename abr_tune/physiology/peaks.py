@@ -12,7 +12,11 @@ One measurement definition, shared with the simulator's ground truth
 `pick_wave_v` smooths lightly and rejects a peak that does not stand out of the noise
 estimated from the trace's fast fluctuations (see `MIN_SNR`): noise-only traces give NaN.
 That estimate assumes the recording band reaches ~3 kHz; a trace low-passed below ~2 kHz
-(or an over-smooth generated one) looks noise-free and any peak passes.
+(or an over-smooth generated one) looks noise-free and any peak passes. A profile with
+`noise="baseline"` (the mouse's, `profiles.py`) takes the noise from the response-free
+interval before the first wave instead, which band-limited hardware records too.
+The windows, smoothing, trough span and criterion come from a species `Profile`; the
+human profile reproduces the constants below exactly.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-TROUGH_MS = 2.0  # the trough is searched in (peak, peak + 2 ms]; SN10 lies ~1–1.5 ms after V
-SMOOTH_MS = 0.15  # Gaussian smoothing sigma: keeps wave V (~0.3 ms wide), removes noise ripple
+from .profiles import HUMAN, Profile
+
+TROUGH_MS = HUMAN.trough_ms  # 2 ms: the trough is searched in (peak, peak + 2 ms]; SN10 lies ~1–1.5 ms after V
+SMOOTH_MS = HUMAN.smooth_ms  # 0.15 ms Gaussian smoothing sigma: keeps wave V (~0.3 ms wide), removes noise ripple
 # Noise criterion: the peak-to-trough amplitude must exceed MIN_SNR times the RMS of the
 # trace's fast part (what a 0.1 ms Gaussian smoother removes, i.e. mostly > ~1.6 kHz, where
 # EEG noise has power and ABR waves little). Tuned on the simulator: ~2% of noise-only
 # traces pass, ~100% of responses with Fmp > 3 and ~85% of all responses above threshold do.
 NOISE_SMOOTH_MS = 0.1
-MIN_SNR = 10.0
-WAVE_WINDOWS_MS = {"I": (1.0, 3.0), "III": (3.0, 5.0), "V": (4.5, 10.0)}  # adult/infant ranges
+MIN_SNR = HUMAN.min_snr  # 10
+WAVE_WINDOWS_MS = HUMAN.waves  # adult/infant ranges
 
 
 def measure_peak(
@@ -36,6 +42,7 @@ def measure_peak(
     sample_rate_hz: float,
     lo_ms: float | np.ndarray,
     hi_ms: float | np.ndarray,
+    trough_ms: float = TROUGH_MS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the local maximum in [lo_ms, hi_ms] with the largest peak-to-trough size:
     (latency ms, peak-to-trough µV), NaN where the window holds no local maximum."""
@@ -44,7 +51,7 @@ def measure_peak(
     t_ms = np.arange(length) * 1000.0 / sample_rate_hz
     lo = np.broadcast_to(np.asarray(lo_ms, dtype=np.float64), (n,))[:, None]
     hi = np.broadcast_to(np.asarray(hi_ms, dtype=np.float64), (n,))[:, None]
-    n_trough = max(1, round(TROUGH_MS * sample_rate_hz / 1000.0))
+    n_trough = max(1, round(trough_ms * sample_rate_hz / 1000.0))
     # Ranking by peak-to-trough, not height, keeps the V–SN10 complex ahead of a tall
     # wave III or IV that precedes it (infants' III can be as tall as V).
     size = np.where(_local_maxima(x) & (t_ms >= lo) & (t_ms <= hi), x - _following_min(x, n_trough), -np.inf)
@@ -62,25 +69,46 @@ def pick_wave_v(
     search_ms: tuple[float, float] = WAVE_WINDOWS_MS["V"],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Wave V latency (ms) and peak-to-trough amplitude (µV) per trace; NaN where no clear peak."""
-    return _pick(signals_uv, sample_rate_hz, search_ms)
+    return _pick(signals_uv, sample_rate_hz, search_ms, HUMAN)
+
+
+def pick_primary(signals_uv: np.ndarray, sample_rate_hz: float,
+                 profile: Profile = HUMAN) -> tuple[np.ndarray, np.ndarray]:
+    """The profile's primary wave (V for human, I for mouse): latency (ms, record time) and amplitude (µV)."""
+    return _pick(signals_uv, sample_rate_hz, profile.primary_window_ms(), profile)
 
 
 def pick_peaks(
-    signals_uv: np.ndarray, sample_rate_hz: float, windows_ms: dict[str, tuple[float, float]] | None = None
+    signals_uv: np.ndarray, sample_rate_hz: float, profile: Profile = HUMAN
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Waves I, III and V with their own fixed windows: {name: (latency ms, amplitude µV)}."""
-    windows = WAVE_WINDOWS_MS if windows_ms is None else windows_ms
-    return {name: _pick(signals_uv, sample_rate_hz, w) for name, w in windows.items()}
+    """Every wave of the profile in its own window: {name: (latency ms, amplitude µV)}."""
+    return {name: _pick(signals_uv, sample_rate_hz, w, profile) for name, w in profile.windows_ms().items()}
 
 
 def _pick(
-    signals_uv: np.ndarray, sample_rate_hz: float, window_ms: tuple[float, float]
+    signals_uv: np.ndarray, sample_rate_hz: float, window_ms: tuple[float, float], profile: Profile
 ) -> tuple[np.ndarray, np.ndarray]:
     raw = np.asarray(signals_uv, dtype=np.float64)
-    x = gaussian_filter1d(raw, SMOOTH_MS * sample_rate_hz / 1000.0, axis=1, mode="nearest")
-    latency, amplitude = measure_peak(x, sample_rate_hz, *window_ms)
-    clear = amplitude > MIN_SNR * _fast_noise_rms(raw, sample_rate_hz)
+    x = gaussian_filter1d(raw, profile.smooth_ms * sample_rate_hz / 1000.0, axis=1, mode="nearest")
+    latency, amplitude = measure_peak(x, sample_rate_hz, *window_ms, trough_ms=profile.trough_ms)
+    clear = amplitude > profile.min_snr * noise_rms(raw, sample_rate_hz, profile)
     return np.where(clear, latency, np.nan), np.where(clear, amplitude, np.nan)
+
+
+def noise_rms(signals_uv: np.ndarray, sample_rate_hz: float, profile: Profile = HUMAN) -> np.ndarray:
+    """Per trace, the noise RMS the profile's criterion uses: the fast part, or the response-free baseline."""
+    if profile.noise == "baseline":
+        return baseline_rms(signals_uv, sample_rate_hz, profile)
+    return _fast_noise_rms(signals_uv, sample_rate_hz)
+
+
+def baseline_rms(signals_uv: np.ndarray, sample_rate_hz: float, profile: Profile) -> np.ndarray:
+    """RMS of the response-free interval before the first wave, about its own mean (the record's DC offset
+    and the slowest drift are not noise a peak-to-trough sees)."""
+    x = np.asarray(signals_uv, dtype=np.float64)
+    n = max(3, int(profile.baseline_ms()[1] * sample_rate_hz / 1000.0))
+    head = x[:, :n]
+    return np.sqrt(((head - head.mean(axis=1, keepdims=True)) ** 2).mean(axis=1))
 
 
 def _fast_noise_rms(signals_uv: np.ndarray, sample_rate_hz: float) -> np.ndarray:
