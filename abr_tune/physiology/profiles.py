@@ -72,7 +72,7 @@ HUMAN = Profile("human", {"I": (1.0, 3.0), "III": (3.0, 5.0), "V": (4.5, 10.0)},
 # Mouse waves are ~0.3-0.5 ms wide: lighter smoothing, and the trough follows within ~0.6 ms.
 # min_snr 3 on the baseline RMS: measured on simulated band-limited noise (tests/test_species.py), ~5% of
 # noise-only traces pass.
-MOUSE = Profile("mouse", {"I": (1.0, 2.3), "II": (1.8, 2.8), "III": (2.8, 3.9), "IV": (3.6, 5.0), "V": (4.8, 6.8)},
+MOUSE = Profile("mouse", {"I": (1.0, 2.1), "II": (1.8, 2.8), "III": (2.8, 3.9), "IV": (3.6, 5.0), "V": (4.8, 6.8)},
                 "I", delay_ms=0.9, trough_ms=0.7, smooth_ms=0.06, noise="baseline", min_snr=3.0)
 PROFILES: dict[str, Profile] = {"human": HUMAN, "mouse": MOUSE}
 
