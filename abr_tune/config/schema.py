@@ -13,6 +13,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from ..physiology.profiles import Profile, resolve_profile
+
 SEQUENCE_LENGTH = 200  # T is fixed by the product: 10 ms at 20 kHz.
 STATIC_NAMES = ("age", "intensity", "rate", "fmp")
 
@@ -35,7 +37,15 @@ class DataConfig:
     columns: dict[str, str] = field(default_factory=dict)  # CSV header per column, e.g. {age: "Patient Age"}
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test by patient
     split_seed: int = 42  # seed of the patient-level split
+    species: Literal["human", "mouse"] = "human"  # whose waves the picker, detection and metrics look for
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class PhysiologyConfig:
+    waves: dict[str, list[float]] = field(default_factory=dict)  # {wave: [start, end]} ms after the stimulus
+    primary_wave: Optional[str] = None  # wave of detection and sample/wave_<x>_*; default human V, mouse I
+    delay_ms: Optional[float] = None  # record start to stimulus at the ear, ms; default human 0, mouse 0.9
 
 
 @dataclass
@@ -151,6 +161,7 @@ class TrainConfig:
     log_dir: str = "runs/abr_transformer"  # TensorBoard and run outputs go under here
     exp_name: str = "abr_transformer"  # run name; checkpoints are <exp_name>_best.pt etc.
     data: DataConfig = field(default_factory=DataConfig)
+    physiology: PhysiologyConfig = field(default_factory=PhysiologyConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -161,6 +172,12 @@ class TrainConfig:
     advanced: AdvancedConfig = field(default_factory=AdvancedConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     reproducibility: ReproducibilityConfig = field(default_factory=ReproducibilityConfig)
+
+    @property
+    def profile(self) -> Profile:
+        """The species' physiology with the `physiology` section's overrides (`abr_tune.physiology.profiles`)."""
+        p = self.physiology
+        return resolve_profile(self.data.species, p.waves, p.primary_wave, p.delay_ms)
 
     @property
     def run_dir(self) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from ..errors import UserError
+from ..physiology.profiles import window_problems
 from ..physiology.ranges import CFG_SCALE, DDIM_ETA, SEED_MAX
 from .names import COLUMN_ROLES
 from .schema import SEQUENCE_LENGTH, STATIC_NAMES, TrainConfig
@@ -77,6 +78,11 @@ def _data(cfg: TrainConfig, check: Checks) -> None:
           f"data.synthetic asks for {d.synthetic.n_subjects * d.synthetic.recordings_per_subject:,} recordings; at "
           f"most {MAX_SIMULATED:,} fit in memory (n_subjects x recordings_per_subject)")
     check(cfg.loader.batch_size >= 1, f"loader.batch_size must be >= 1, got {cfg.loader.batch_size}")
+    if 0 < d.sample_rate_hz <= 1e6:
+        ph = cfg.physiology
+        record_ms = d.sequence_length * 1000.0 / d.sample_rate_hz
+        for problem in window_problems(ph.waves, ph.primary_wave, ph.delay_ms, d.species, record_ms):
+            check(False, problem)
 
 
 def _model(cfg: TrainConfig, check: Checks) -> None:

@@ -49,7 +49,7 @@ class Profile:
 
     def windows_ms(self) -> dict[str, Window]:
         """Each wave's window on the record's time axis (shifted by the system delay)."""
-        return {w: (lo + self.delay_ms, hi + self.delay_ms) for w, (lo, hi) in self.waves.items()}
+        return {w: (round(lo + self.delay_ms, 9), round(hi + self.delay_ms, 9)) for w, (lo, hi) in self.waves.items()}
 
     def primary_window_ms(self) -> Window:
         return self.windows_ms()[self.primary]
