@@ -103,12 +103,16 @@ def noise_rms(signals_uv: np.ndarray, sample_rate_hz: float, profile: Profile = 
 
 
 def baseline_rms(signals_uv: np.ndarray, sample_rate_hz: float, profile: Profile) -> np.ndarray:
-    """RMS of the response-free interval before the first wave, about its own mean (the record's DC offset
-    and the slowest drift are not noise a peak-to-trough sees)."""
+    """Noise RMS from the record's response-free parts: the smaller of the RMS before the first wave's window
+    and the RMS after the last one's end, each about its own mean (the DC offset and the slowest drift are not
+    noise a peak-to-trough sees). The smaller one: either part can carry something else (a stimulus artifact
+    growing with level before the response, slow potentials after it); a part under 3 samples is not used."""
     x = np.asarray(signals_uv, dtype=np.float64)
-    n = max(3, int(profile.baseline_ms()[1] * sample_rate_hz / 1000.0))
-    head = x[:, :n]
-    return np.sqrt(((head - head.mean(axis=1, keepdims=True)) ** 2).mean(axis=1))
+    first, last = profile.response_ms()
+    head = x[:, : int(first * sample_rate_hz / 1000.0)]
+    tail = x[:, int(np.ceil(last * sample_rate_hz / 1000.0)):]
+    parts = [p for p in (head, tail) if p.shape[1] >= 3] or [x]
+    return np.min([np.sqrt(((p - p.mean(axis=1, keepdims=True)) ** 2).mean(axis=1)) for p in parts], axis=0)
 
 
 def _fast_noise_rms(signals_uv: np.ndarray, sample_rate_hz: float) -> np.ndarray:
