@@ -130,10 +130,10 @@ def _load_split(cfg: TrainConfig, split: str, arrays: ABRArrays | None) -> ABRAr
 
 def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArrays, idx: np.ndarray,
             runs: list[Generated]) -> dict[str, Any]:
-    sr = cfg.data.sample_rate_hz
-    by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr) for r in runs}
-    oracle = oracle_metrics(split, idx, sr)
-    ideal = ideal_metrics(split, idx, sr, min(o.repeats, IDEAL_REPEATS))
+    sr, profile = cfg.data.sample_rate_hz, cfg.profile
+    by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr, profile) for r in runs}
+    oracle = oracle_metrics(split, idx, sr, profile)
+    ideal = ideal_metrics(split, idx, sr, min(o.repeats, IDEAL_REPEATS), profile)
     return {
         "checkpoint": str(checkpoint),
         "epoch": int(state.get("epoch", 0)),
@@ -154,8 +154,8 @@ def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArray
         "relative_to_oracle": relative_to_oracle(by_scale, oracle),
         "ideal_relative_to_oracle": relative_to_oracle({"ideal": ideal}, oracle)["ideal"] if ideal else None,
         "best_cfg_scale": _best_scales(by_scale),
-        "by_class": {f"{r.scale:g}": class_metrics(r.signals, split, idx, sr) for r in runs} if split.target is not None
-        else {},
+        "by_class": {f"{r.scale:g}": class_metrics(r.signals, split, idx, sr, profile) for r in runs}
+        if split.target is not None else {},
     }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from ..data import ABRArrays
 from ..data.arrays import TRUTH_MARKS, TRUTH_SIMULATOR
 from ..data.synthetic import fresh_recordings, new_subject_recordings
+from ..physiology.detection import series_truth
 from ..physiology.measures import (
     clear_truth,
     detect_response,
@@ -26,10 +27,9 @@ from ..physiology.measures import (
     real_spread_uv,
     spectral_distance_db,
 )
-from ..physiology.peaks import pick_peaks, pick_wave_v
+from ..physiology.peaks import pick_peaks, pick_primary, pick_wave_v
+from ..physiology.profiles import HUMAN, Profile
 from .c2st import c2st
-
-WAVES = ("I", "III", "V")
 
 
 def pearson_r(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -40,18 +40,19 @@ def pearson_r(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.divide((g * r).sum(axis=1), denom, out=np.zeros(len(g)), where=denom > 0)
 
 
-def wave_v_latency_errors(
-    generated: np.ndarray, reference_latency_ms: np.ndarray, sample_rate_hz: float
-) -> np.ndarray:
-    """|picked wave V latency of each generated row - reference latency| in ms (NaN where either is missing)."""
-    picked, _ = pick_wave_v(generated, sample_rate_hz)
+def primary_latency_errors(generated: np.ndarray, reference_latency_ms: np.ndarray, sample_rate_hz: float,
+                           profile: Profile = HUMAN) -> np.ndarray:
+    """|picked primary-wave latency of each generated row - reference latency| in ms (NaN where either is missing)."""
+    picked, _ = pick_primary(generated, sample_rate_hz, profile)
     return np.abs(picked - reference_latency_ms)
 
 
-def reference_latencies(reference: np.ndarray, known_ms: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    """Ground-truth wave V latency where marked, else the peak picker's on the reference waveform."""
-    picked, _ = pick_wave_v(reference, sample_rate_hz)
-    known = np.asarray(known_ms, dtype=np.float64)
+def reference_latencies(reference: np.ndarray, known_ms: np.ndarray, sample_rate_hz: float,
+                        profile: Profile = HUMAN) -> np.ndarray:
+    """Ground-truth primary-wave latency where marked (the marks are wave V's: used when V is primary), else
+    the peak picker's on the reference waveform."""
+    picked, _ = pick_primary(reference, sample_rate_hz, profile)
+    known = np.asarray(known_ms, dtype=np.float64) if profile.primary == "V" else np.full(len(picked), np.nan)
     return np.where(np.isfinite(known), known, picked)
 
 
@@ -62,47 +63,53 @@ def sample_metrics(
     sample_rate_hz: float,
     *,
     response_present: np.ndarray | None = None,
+    profile: Profile = HUMAN,
 ) -> dict[str, float]:
-    """`sample/corr`, `sample/mse_uv`, `sample/wave_v_latency_mae_ms`, `sample/wave_v_missed_frac`,
-    `sample/detection_acc` and `sample/spectral_distance_db` for (N, T) µV arrays.
+    """`sample/corr`, `sample/mse_uv`, `sample/wave_<p>_latency_mae_ms`, `sample/wave_<p>_missed_frac`,
+    `sample/detection_acc` and `sample/spectral_distance_db` for (N, T) µV arrays; <p> is the profile's
+    primary wave (v for human, i for mouse).
 
-    Detection is scored against `response_present` (the simulator's truth or the file's marks),
-    or, when None (a file without marks), against the same detector run on the reference recording.
-    Where `response_present` is False the reference has no wave V to compare latencies with.
+    Detection is scored against `response_present` (the simulator's truth, the file's marks or the level
+    series' agreement), or, when None, against the same detector run on the reference recording.
+    Where `response_present` is False the reference has no primary wave to compare latencies with.
     """
     if response_present is not None:
         reference_latency_ms = np.where(response_present, reference_latency_ms, np.nan)
-    truth = detect_response(reference_uv, sample_rate_hz) if response_present is None else response_present
-    errors = wave_v_latency_errors(generated_uv, reference_latency_ms, sample_rate_hz)
+    detect = detect_response(reference_uv, sample_rate_hz, profile)
+    truth = detect if response_present is None else response_present
+    errors = primary_latency_errors(generated_uv, reference_latency_ms, sample_rate_hz, profile)
     has_ref = np.isfinite(reference_latency_ms)
     found = np.isfinite(errors)
+    wave = f"sample/{profile.metric_prefix()}"
     return {
         "sample/corr": float(pearson_r(generated_uv, reference_uv).mean()),
         "sample/mse_uv": float(((generated_uv - reference_uv) ** 2).mean()),
-        "sample/wave_v_latency_mae_ms": float(errors[found].mean()) if found.any() else float("nan"),
-        # Share of reference responses whose generated wave V the picker could not find.
-        "sample/wave_v_missed_frac": float((has_ref & ~found).sum() / max(1, has_ref.sum())),
-        "sample/detection_acc": float((detect_response(generated_uv, sample_rate_hz) == truth).mean()),
+        f"{wave}_latency_mae_ms": float(errors[found].mean()) if found.any() else float("nan"),
+        # Share of reference responses whose generated primary wave the picker could not find.
+        f"{wave}_missed_frac": float((has_ref & ~found).sum() / max(1, has_ref.sum())),
+        "sample/detection_acc": float((detect_response(generated_uv, sample_rate_hz, profile) == truth).mean()),
         "sample/spectral_distance_db": spectral_distance_db(generated_uv, reference_uv, sample_rate_hz),
     }
 
 
-def reference_targets(ref: ABRArrays, sample_rate_hz: float) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
-                                                                     np.ndarray]:
+def reference_targets(ref: ABRArrays, sample_rate_hz: float, profile: Profile = HUMAN,
+                      truth: np.ndarray | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Per recording: {wave: (latency ms, amplitude µV)} to compare against, and response truth.
 
-    Wave V uses the marked `v_latency_ms`/`v_amplitude_uv` where finite, else the peak
-    picker on the reference; waves I and III always the picker. Truth is
+    With wave V primary (human), wave V uses the marked `v_latency_ms`/`v_amplitude_uv` where
+    finite, else the peak picker on the reference; the other waves always the picker. Truth is
     `response_present` when known (the simulator's, or the file's marks: then absent rows
-    have no targets), else the detector on the reference.
+    have no targets), else `truth` (e.g. `reference_truth` over the whole split), else the
+    detector on the reference.
     """
-    picked = pick_peaks(ref.signals, sample_rate_hz)
-    v_lat, v_amp = picked["V"]
-    picked["V"] = (np.where(np.isfinite(ref.v_latency_ms), ref.v_latency_ms, v_lat),
-                   np.where(np.isfinite(ref.v_amplitude_uv), ref.v_amplitude_uv, v_amp))
-    if ref.response_present is None:
-        return picked, detect_response(ref.signals, sample_rate_hz)
-    present = np.asarray(ref.response_present, dtype=bool)
+    picked = pick_peaks(ref.signals, sample_rate_hz, profile)
+    if profile.primary == "V":
+        v_lat, v_amp = picked["V"]
+        picked["V"] = (np.where(np.isfinite(ref.v_latency_ms), ref.v_latency_ms, v_lat),
+                       np.where(np.isfinite(ref.v_amplitude_uv), ref.v_amplitude_uv, v_amp))
+    if ref.response_present is None and truth is None:
+        return picked, detect_response(ref.signals, sample_rate_hz, profile)
+    present = np.asarray(ref.response_present if ref.response_present is not None else truth, dtype=bool)
     return {w: (np.where(present, lat, np.nan), np.where(present, amp, np.nan)) for w, (lat, amp) in
             picked.items()}, present
 
@@ -116,17 +123,27 @@ def _corr_truth(flat: np.ndarray, ref: ABRArrays, repeats: int) -> float:
     return float(pearson_r(flat[rows], np.tile(ref.clean_uv, (repeats, 1))[rows]).mean())
 
 
-def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray,
-                     sample_rate_hz: float) -> dict[str, float | bool | None]:
+def split_truth(split: ABRArrays, sample_rate_hz: float, profile: Profile = HUMAN) -> np.ndarray | None:
+    """Response truth of a file without marks, for a profile that reads it from level series (mouse): the
+    cross-level agreement within each patient's series (`physiology.detection.series_truth`); else None."""
+    if split.response_present is not None or not profile.truth_from_series:
+        return None
+    return series_truth(split.signals, split.static, split.patient_id, sample_rate_hz, profile)
+
+
+def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
+                     profile: Profile = HUMAN) -> dict[str, float | bool | None]:
     """The full report for (K, M, T) µV samples: K repeats of the M conditions `split[idx]`.
 
-    Waveform agreement (corr, corr_truth, mse_uv, spectral_distance_db), per-wave peak errors
-    (wave_<i|iii|v>_*), detection, latency effects vs truth on the same rows, diversity.
+    Waveform agreement (corr, corr_truth, mse_uv, spectral_distance_db), peak errors of each of the
+    profile's waves (wave_<i|iii|v>_* for human), detection, latency effects of the primary wave vs truth
+    on the same rows, diversity.
     """
     ref = split.subset(idx)
     repeats, m, length = generated_uv.shape
     flat = generated_uv.reshape(repeats * m, length)
-    targets, truth = reference_targets(ref, sample_rate_hz)
+    whole = split_truth(split, sample_rate_hz, profile)
+    targets, truth = reference_targets(ref, sample_rate_hz, profile, None if whole is None else whole[idx])
     reference = np.tile(ref.signals, (repeats, 1))
     out: dict[str, float | bool | None] = {
         "corr": float(pearson_r(flat, reference).mean()),
@@ -134,14 +151,15 @@ def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray
         "mse_uv": float(((flat - reference) ** 2).mean()),
         "spectral_distance_db": spectral_distance_db(flat, ref.signals, sample_rate_hz),
     }
-    picks = pick_peaks(flat, sample_rate_hz)
-    for wave in WAVES:
+    picks = pick_peaks(flat, sample_rate_hz, profile)
+    for wave in profile.waves:
         errors = peak_errors(*picks[wave], *(np.tile(t, repeats) for t in targets[wave]))
         out.update({f"wave_{wave.lower()}_{k}": v for k, v in errors.items()})
     clear = clear_truth(truth, ref.static[:, 3])
-    out.update(detection_scores(detect_response(flat, sample_rate_hz), np.tile(truth, repeats),
+    out.update(detection_scores(detect_response(flat, sample_rate_hz, profile), np.tile(truth, repeats),
                                 np.tile(clear, repeats)))
-    out.update(_effects(picks["V"][0], np.tile(targets["V"][0], repeats), np.tile(ref.static, (repeats, 1))))
+    primary = profile.primary
+    out.update(_effects(picks[primary][0], np.tile(targets[primary][0], repeats), np.tile(ref.static, (repeats, 1))))
     real = real_spread_uv(split.signals, split.static, split.patient_id, idx)
     out.update(diversity_scores(generated_uv, real))
     out["diversity_noise_floor_uv"] = float(noise_floor_uv(ref.signals, ref.static[:, 3]).mean())
@@ -158,7 +176,8 @@ def realism(real_uv: np.ndarray, generated_uv: np.ndarray, ref: ABRArrays, sampl
     return {"c2st_acc": result["accuracy"], "c2st_ci_low": result["ci_low"], "c2st_ci_high": result["ci_high"]}
 
 
-def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> dict[str, float | bool | None]:
+def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
+                   profile: Profile = HUMAN) -> dict[str, float | bool | None]:
     """The reference recordings scored as if generated: the ceiling of each measurement.
 
     Detection and wave V errors are the detector's and picker's own accuracy against the
@@ -166,19 +185,22 @@ def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> 
     own r with their noise-free responses (synthetic data); corr and mse_uv are the
     best any waveform can reach against a noisy recording, from Fmp (noise-free response:
     r = sqrt(1 - 1/Fmp), MSE = the residual-noise power). Nothing to compare for the
-    others (NaN): spectral distance, waves I/III (no ground truth besides the picker).
+    others (NaN): spectral distance, the waves without marks (I/III; every wave when V is not primary).
     """
     ref = split.subset(idx)
-    out: dict[str, float | bool | None] = dict(fidelity_metrics(ref.signals[None], split, idx, sample_rate_hz))
-    marked = np.isfinite(ref.v_latency_ms)
-    lat, amp = pick_wave_v(ref.signals[marked], sample_rate_hz)
-    errors = peak_errors(lat, amp, ref.v_latency_ms[marked], ref.v_amplitude_uv[marked])
-    out.update({f"wave_v_{k}": v for k, v in errors.items()})
+    out: dict[str, float | bool | None] = dict(fidelity_metrics(ref.signals[None], split, idx, sample_rate_hz,
+                                                                profile))
+    marks_scored = profile.primary == "V"
+    if marks_scored:
+        marked = np.isfinite(ref.v_latency_ms)
+        lat, amp = pick_wave_v(ref.signals[marked], sample_rate_hz)
+        errors = peak_errors(lat, amp, ref.v_latency_ms[marked], ref.v_amplitude_uv[marked])
+        out.update({f"wave_v_{k}": v for k, v in errors.items()})
     fmp = np.clip(ref.static[:, 3].astype(np.float64), 1.0, None)
     out["corr"] = float(np.sqrt(1.0 - 1.0 / fmp).mean())
     out["mse_uv"] = float((noise_floor_uv(ref.signals, fmp) ** 2).mean())
     nothing = ["spectral_distance_db", "diversity_generated_uv", "diversity_ratio"]
-    nothing += [k for k in out if k.startswith(("wave_i_", "wave_iii_"))]
+    nothing += [k for k in out if k.startswith("wave_") and not (marks_scored and k.startswith("wave_v_"))]
     out.update(dict.fromkeys(nothing, float("nan")))
     out["collapsed"] = None
     # Recordings against fresh recordings of the same simulated conditions: the test's own chance level.
@@ -188,8 +210,8 @@ def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float) -> 
     return out
 
 
-def ideal_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
-                  repeats: int) -> dict[str, float | bool | None] | None:
+def ideal_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float, repeats: int,
+                  profile: Profile = HUMAN) -> dict[str, float | bool | None] | None:
     """The full report for a perfect conditional generator (simulator data only, else None): `repeats`
     recordings of new simulated subjects under each condition (`new_subject_recordings`), scored
     exactly like generated waveforms. A recording shares its subject's latency offset and amplitude
@@ -200,11 +222,11 @@ def ideal_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
     if split.truth != TRUTH_SIMULATOR or ref.clean_uv is None:
         return None
     draws = np.stack([new_subject_recordings(ref, seed=k, sample_rate_hz=sample_rate_hz) for k in range(repeats)])
-    return fidelity_metrics(draws, split, idx, sample_rate_hz)
+    return fidelity_metrics(draws, split, idx, sample_rate_hz, profile)
 
 
 def _effects(latency: np.ndarray, truth_latency: np.ndarray, static: np.ndarray) -> dict[str, float]:
-    """Latency effects of generated and true wave V on the same rows (both found), and the slope's error."""
+    """Latency effects of the generated and true primary wave on the same rows (both found), and the slope's error."""
     rows = np.isfinite(latency) & np.isfinite(truth_latency)
     gen = latency_effects(np.where(rows, latency, np.nan), static)
     true = latency_effects(np.where(rows, truth_latency, np.nan), static)
@@ -235,8 +257,8 @@ def truth_description(arrays: ABRArrays) -> str:
     return TRUTH_TEXT.get(arrays.truth, NO_MARKS)
 
 
-def class_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray,
-                  sample_rate_hz: float) -> dict[str, dict[str, float | bool | None]]:
+def class_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
+                  profile: Profile = HUMAN) -> dict[str, dict[str, float | bool | None]]:
     """`fidelity_metrics` per hearing-loss class of the conditions `split[idx]` ({} without `target`);
     keyed by the class's name (the file's label encoder) with `n_conditions` added."""
     if split.target is None:
@@ -247,5 +269,5 @@ def class_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray,
         rows = classes == c
         name = names[c] if c < len(names) else f"class {c}"
         out[name] = {"n_conditions": float(rows.sum()),
-                     **fidelity_metrics(generated_uv[:, rows], split, idx[rows], sample_rate_hz)}
+                     **fidelity_metrics(generated_uv[:, rows], split, idx[rows], sample_rate_hz, profile)}
     return out

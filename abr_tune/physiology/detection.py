@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
+from .measures import detect_response
 from .profiles import HUMAN, Profile
 
 R_MIN = 0.5  # simulated mouse series (tests/mouse_like.py): thresholds within 5 dB for ~78%, mean error +4 dB
@@ -58,6 +59,20 @@ def detect_series(signals_uv: np.ndarray, levels_db: np.ndarray, series: np.ndar
     """True per record where it agrees with its neighbouring level (`level_series_r` >= r_min)."""
     r = level_series_r(signals_uv, levels_db, series, sample_rate_hz, profile)
     return np.nan_to_num(r, nan=-1.0) >= r_min
+
+
+def series_truth(signals_uv: np.ndarray, static: np.ndarray, patient_id: np.ndarray, sample_rate_hz: float,
+                 profile: Profile = HUMAN, level_column: int = 1) -> np.ndarray:
+    """Response truth of unmarked recordings: `detect_series` within each series, i.e. the records of one
+    patient that share every condition but the level (`static[:, level_column]`); a record alone at its
+    conditions falls back to the single-trace detector (`measures.detect_response`)."""
+    static = np.asarray(static, dtype=np.float64)
+    others = np.delete(static, level_column, axis=1)
+    keys = np.column_stack([np.asarray(patient_id).astype(str), others.astype(str)])
+    _, series = np.unique(keys, axis=0, return_inverse=True)
+    r = level_series_r(signals_uv, static[:, level_column], series.ravel(), sample_rate_hz, profile)
+    single = detect_response(signals_uv, sample_rate_hz, profile)
+    return np.where(np.isfinite(r), r >= R_MIN, single)
 
 
 def thresholds(levels_db: np.ndarray, series: np.ndarray, detected: np.ndarray) -> dict:

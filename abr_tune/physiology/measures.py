@@ -2,9 +2,11 @@
 effects, diversity and spectral distance. Pure numpy; `abr_tune.fidelity.metrics.fidelity_metrics` assembles them.
 
 Definitions (one each, shared by generated and reference waveforms):
-- response detected: the documented wave V picker (`peaks.pick_wave_v`) finds a wave V,
-  i.e. a peak-to-trough that stands MIN_SNR times above the trace's fast noise, and that
-  peak-to-trough is at least DETECT_MIN_UV. The absolute floor matters for generated
+- response detected: the documented picker finds the profile's primary wave (human: wave V,
+  `peaks.pick_wave_v`), i.e. a peak-to-trough that stands MIN_SNR times above the trace's
+  noise (human: its fast part; mouse: its response-free parts), and that peak-to-trough is
+  at least DETECT_MIN_UV. Level series of real recordings can do better
+  (`detection.detect_series`). The absolute floor matters for generated
   traces: an over-smooth, nearly flat trace has no fast noise, so any ripple would pass
   the relative test alone. On the simulator this detector is right for ~89% of all
   recordings (it misses responses within a few dB of threshold, smaller than the noise)
@@ -27,7 +29,8 @@ import math
 
 import numpy as np
 
-from .peaks import pick_wave_v
+from .peaks import pick_primary
+from .profiles import HUMAN, Profile
 
 DETECT_MIN_UV = 0.04  # below the smallest wave V the simulator makes at threshold (~0.06 µV)
 CLEAR_FMP = 3.1  # Don & Elberling: Fmp >= 3.1 means 99% confidence of a response
@@ -37,9 +40,10 @@ COLLAPSE_RATIO = 0.25  # generated spread below a quarter of the real spread: a 
 POWER_FLOOR_UV2 = 1e-12  # keeps log10 finite for an all-zero set
 
 
-def detect_response(signals_uv: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    """True per trace where a response is detected (see the module docstring)."""
-    _, amplitude = pick_wave_v(signals_uv, sample_rate_hz)
+def detect_response(signals_uv: np.ndarray, sample_rate_hz: float, profile: Profile = HUMAN) -> np.ndarray:
+    """True per trace where a response is detected (see the module docstring): the profile's primary wave
+    (V for human, with the same window and criterion as `pick_wave_v`)."""
+    _, amplitude = pick_primary(signals_uv, sample_rate_hz, profile)
     return np.nan_to_num(amplitude, nan=0.0) >= DETECT_MIN_UV
 
 

@@ -200,7 +200,8 @@ def _epoch_line(run: Run, metrics: dict[str, float], improved: bool) -> str:
         parts.append(f"val/mse_v {metrics['val/mse_v']:.4f}" + (" (best)" if improved else ""))
     if "sample/corr" in metrics:
         parts.append(f"corr {metrics['sample/corr']:.3f}")
-        parts.append(f"V-lat MAE {metrics['sample/wave_v_latency_mae_ms']:.2f} ms")
+        wave = run.cfg.profile.primary
+        parts.append(f"{wave}-lat MAE {metrics[f'sample/wave_{wave.lower()}_latency_mae_ms']:.2f} ms")
     parts.append(f"{metrics['epoch/time_sec']:.1f}s")
     return " | ".join(parts)
 

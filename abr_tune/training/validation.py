@@ -12,7 +12,7 @@ import torch
 from ..config import TrainConfig
 from ..data import ABRArrays, Normaliser, pick_reference_indices, prepare_splits
 from ..diffusion import Schedule, q_sample, v_target
-from ..fidelity.metrics import realism, reference_latencies, sample_metrics
+from ..fidelity.metrics import realism, reference_latencies, sample_metrics, split_truth
 from ..model import Generator, generate_uv
 
 
@@ -74,10 +74,12 @@ def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray
     static = split.static[torch.as_tensor(idx, device=split.static.device)]
     seed = cfg.trainer.val_seed if seed is None else seed
     generated = generate_uv(model, schedule, static, cfg, normaliser, seed, autocast, cfg_scale)
-    reference = split.arrays.signals[idx]
-    ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], cfg.data.sample_rate_hz)
-    present = None if split.arrays.response_present is None else split.arrays.response_present[idx]
-    metrics = sample_metrics(generated, reference, ref_latency, cfg.data.sample_rate_hz, response_present=present)
+    reference, profile, sr = split.arrays.signals[idx], cfg.profile, cfg.data.sample_rate_hz
+    ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], sr, profile)
+    truth = split.arrays.response_present if split.arrays.response_present is not None else \
+        split_truth(split.arrays, sr, profile)  # a mouse file without marks: its level series' agreement
+    present = None if truth is None else truth[idx]
+    metrics = sample_metrics(generated, reference, ref_latency, sr, response_present=present, profile=profile)
     realistic = realism(reference, generated, split.arrays.subset(idx), cfg.data.sample_rate_hz)
     metrics["sample/c2st_acc"] = realistic["c2st_acc"]
     return metrics, generated
