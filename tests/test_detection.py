@@ -29,7 +29,7 @@ def test_a_repeating_response_agrees_across_levels_and_noise_does_not():
     assert (r > 0.9).all()
     noise = band_limited_noise(rng, 400)
     r_noise = level_series_r(noise, np.tile(levels, 100), np.repeat(np.arange(100), 4), FS, MOUSE)
-    assert (r_noise >= R_MIN).mean() < 0.12  # measured 8% (two independent noise records, lags up to 0.1 ms)
+    assert (r_noise >= R_MIN).mean() < 0.12  # measured 5% (two independent noise records, lags up to 0.1 ms)
     assert np.isnan(level_series_r(noise[:1], levels[:1], np.zeros(1), FS, MOUSE)).all()  # one level: no partner
 
 
@@ -46,11 +46,11 @@ def test_series_detection_and_thresholds_on_simulated_mouse_series():
     s = level_series(80, seed=1)
     detected = detect_series(s.signals, s.levels, s.subject, FS, MOUSE)
     above = s.levels - np.array([s.threshold[k] for k in s.subject])
-    assert detected[above >= 15].mean() > 0.9  # measured 0.96
-    assert detected[above <= -10].mean() < 0.12  # measured 0.08
+    assert detected[above >= 15].mean() > 0.9  # measured 0.996
+    assert detected[above <= -10].mean() < 0.12  # measured 0.06
     found = thresholds(s.levels, s.subject, detected)
     error = np.array([found[k] - s.threshold[k] for k in s.threshold])
-    assert np.mean(np.abs(error) <= 5) > 0.7 and np.nanmean(np.abs(error)) < 6  # measured 78%, 4.2 dB
+    assert np.mean(np.abs(error) <= 5) > 0.7 and np.nanmean(np.abs(error)) < 6  # measured 78%, 4.2 dB (always late: +4.2 dB on average)
 
 
 def test_series_truth_groups_a_patients_records_by_every_condition_but_the_level():
