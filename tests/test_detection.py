@@ -34,12 +34,21 @@ def test_a_repeating_response_agrees_across_levels_and_noise_does_not():
 
 
 def test_threshold_is_the_lowest_level_with_every_higher_level_responding():
-    levels = np.array([90, 80, 70, 60, 50, 40, 90, 80, 70, 90, 80], dtype=float)
-    series = np.array(["a"] * 6 + ["b"] * 3 + ["c"] * 2)
+    levels = np.array([90, 80, 70, 60, 50, 40, 90, 80, 70, 90, 80, 90, 90, 80], dtype=float)
+    series = np.array(["a"] * 6 + ["b"] * 3 + ["c"] * 2 + ["d"] * 3)
     detected = np.array([1, 1, 1, 0, 1, 0,  # a: a stray hit at 50 below a miss at 60
                          1, 1, 1,  # b: responds down to the lowest level recorded
-                         0, 1], dtype=bool)  # c: no response at the top level
-    assert thresholds(levels, series, detected) == {"a": 70.0, "b": 70.0, "c": pytest.approx(np.nan, nan_ok=True)}
+                         0, 1,  # c: no response at the top level
+                         0, 1, 1], dtype=bool)  # d: the top level recorded twice, once blank
+    assert thresholds(levels, series, detected) == {"a": 70.0, "b": 70.0, "c": pytest.approx(np.nan, nan_ok=True),
+                                                    "d": 80.0}
+
+
+def test_a_blank_record_is_no_evidence():
+    s = level_series(1, seed=9)
+    signals = np.vstack([np.zeros((1, LENGTH)), s.signals])  # an aborted average at the top level
+    r = level_series_r(signals, np.concatenate([[90.0], s.levels]), np.zeros(len(signals)), FS, MOUSE)
+    assert np.isnan(r[0]) and np.isfinite(r[1:]).all()
 
 
 def test_series_detection_and_thresholds_on_simulated_mouse_series():

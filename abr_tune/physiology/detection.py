@@ -77,7 +77,8 @@ def series_truth(signals_uv: np.ndarray, static: np.ndarray, patient_id: np.ndar
 
 def thresholds(levels_db: np.ndarray, series: np.ndarray, detected: np.ndarray) -> dict:
     """{series: threshold dB}: the lowest level with a response at it and at every higher level of the series
-    (a level recorded twice counts as responding when most of its records do); NaN where the top level has
+    (a level recorded more than once counts as responding when at least half its records do: a blank repeat
+    does not veto it); NaN where the top level has
     no response."""
     levels = np.asarray(levels_db, dtype=np.float64)
     detected = np.asarray(detected, dtype=bool)
@@ -87,7 +88,7 @@ def thresholds(levels_db: np.ndarray, series: np.ndarray, detected: np.ndarray) 
         steps = np.unique(levels[rows])[::-1]  # highest first
         threshold = np.nan
         for level in steps:
-            if detected[rows & (levels == level)].mean() <= 0.5:
+            if detected[rows & (levels == level)].mean() < 0.5:
                 break
             threshold = float(level)
         out[key.item() if hasattr(key, "item") else key] = threshold
@@ -97,6 +98,8 @@ def thresholds(levels_db: np.ndarray, series: np.ndarray, detected: np.ndarray) 
 def _best_lagged_r(a: np.ndarray, b: np.ndarray, max_lag: int) -> float:
     """Best Pearson r of `a` delayed by 0..max_lag samples against `b`, or `b` delayed against `a` (the partner
     can lie below: the top level's)."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")  # a blank record (an aborted average) is no evidence either way
     best = -1.0
     for lag in range(-max_lag, max_lag + 1):
         x, y = (a[lag:], b[: len(b) - lag]) if lag >= 0 else (a[:lag], b[-lag:])
