@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tiny_config
 from mouse_like import FS, LATENCIES_MS, LENGTH, band_limited_noise, level_series, waves
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from abr_tune.config import load_config
 from abr_tune.data import ABRArrays, simulate
@@ -15,6 +17,7 @@ from abr_tune.physiology.detection import series_truth
 from abr_tune.physiology.measures import detect_response
 from abr_tune.physiology.peaks import pick_peaks, pick_primary, pick_wave_v
 from abr_tune.physiology.profiles import HUMAN, MOUSE
+from abr_tune.train import train_abr
 
 T_MS = np.arange(LENGTH) * 1000.0 / FS
 
@@ -115,3 +118,12 @@ def test_fidelity_report_follows_the_mouse_profile():
     assert (truth == s.present).mean() > 0.8
     # Truth from the level series (no marks): the wave I latency-level slope of these series, ~ -0.008 ms/dB.
     assert m["li_slope_truth_ms_per_db"] == pytest.approx(-0.008, abs=0.003)
+
+
+def test_a_mouse_run_logs_the_wave_i_scalars(tmp_path):
+    summary = train_abr(tiny_config(tmp_path, data={"species": "mouse"}, trainer={"max_epochs": 1}))
+    acc = EventAccumulator(summary["run_dir"], size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"sample/wave_i_latency_mae_ms", "sample/wave_i_missed_frac", "sample/detection_acc"} <= tags
+    assert not {t for t in tags if t.startswith("sample/wave_v")}
