@@ -13,7 +13,7 @@ with every higher level of its series responding too (a stray correlation below
 threshold does not set it).
 
 Measured on the development click series (README, "Species and waves"): 0% of the
-records at 10-30 dB SPL respond, 70-80% at >= 60 dB SPL.
+records at 10-30 dB SPL respond, 69-82% at >= 60 dB SPL.
 """
 
 from __future__ import annotations
