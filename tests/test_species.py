@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from abr_tune.config import load_config
 from abr_tune.data import ABRArrays, simulate
 from abr_tune.errors import UserError
+from abr_tune.fidelity.evaluation import EvalOptions, evaluate
 from abr_tune.fidelity.metrics import fidelity_metrics, sample_metrics
 from abr_tune.physiology.detection import series_truth
 from abr_tune.physiology.measures import detect_response
@@ -120,10 +121,33 @@ def test_fidelity_report_follows_the_mouse_profile():
     assert m["li_slope_truth_ms_per_db"] == pytest.approx(-0.008, abs=0.003)
 
 
-def test_a_mouse_run_logs_the_wave_i_scalars(tmp_path):
-    summary = train_abr(tiny_config(tmp_path, data={"species": "mouse"}, trainer={"max_epochs": 1}))
+@pytest.fixture(scope="module")
+def mouse_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mouse")
+    return train_abr(tiny_config(tmp, data={"species": "mouse", "sample_rate_hz": FS}, trainer={"max_epochs": 1}))
+
+
+def test_a_mouse_run_logs_the_wave_i_scalars(mouse_run):
+    summary = mouse_run
     acc = EventAccumulator(summary["run_dir"], size_guidance={"scalars": 0})
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"sample/wave_i_latency_mae_ms", "sample/wave_i_missed_frac", "sample/detection_acc"} <= tags
     assert not {t for t in tags if t.startswith("sample/wave_v")}
+
+
+def test_evaluating_a_mouse_file_without_marks_scores_wave_i_against_its_level_series(mouse_run, tmp_path):
+    s = level_series(4, seed=12)
+    n = len(s.levels)
+    static = np.column_stack([np.full(n, 0.5), s.levels, np.full(n, 21.1), np.ones(n)]).astype(np.float32)
+    path = tmp_path / "mouse.npz"
+    np.savez(path, signals=s.signals[:, :200].astype(np.float32), static=static, patient_id=s.subject)
+    options = EvalOptions(split="all", cfg_scales=(1.0,), repeats=2, max_conditions=n, steps=2, data_path=str(path))
+    report = evaluate(mouse_run["best_checkpoint"], options, verbose=False)
+    assert report["species"] == "mouse" and report["primary_wave"] == "I"
+    assert "level series' cross-level agreement" in report["ground_truth_detail"]
+    assert {"wave_i_latency_mae_ms", "wave_ii_found_frac", "wave_iv_latency_mae_ms"} <= set(report["by_cfg_scale"]["1"])
+    truth = series_truth(s.signals[:, :200], static, s.subject, FS, MOUSE)
+    oracle = report["oracle"]
+    assert oracle["detection_acc"] == pytest.approx((detect_response(s.signals[:, :200], FS, MOUSE) == truth).mean())
+    assert np.isnan(oracle["wave_i_latency_mae_ms"])  # nothing marked: no truth for the picker to meet

@@ -139,7 +139,8 @@ def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArray
         "epoch": int(state.get("epoch", 0)),
         "data": cfg.data.path if cfg.data.source == "file" else "synthetic",
         "ground_truth": split.truth,  # simulator, marks or detector
-        "ground_truth_detail": truth_description(split),
+        "ground_truth_detail": truth_description(split, profile),
+        "species": cfg.data.species, "primary_wave": profile.primary,  # the physiology profile scored
         "signal_unit": split.signal_unit,  # µV, or z for per-recording z-scored files
         "split": o.split,
         "n_conditions": int(len(idx)),

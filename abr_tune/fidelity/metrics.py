@@ -252,9 +252,13 @@ NO_MARKS = ("no marks in the file: the detector and the peak picker on each reco
             "scores them against themselves)")
 
 
-def truth_description(arrays: ABRArrays) -> str:
+SERIES = ("no marks in the file: response presence from each level series' cross-level agreement "
+          "(`physiology/detection.py`), latencies from the peak picker on each recording")
+
+
+def truth_description(arrays: ABRArrays, profile: Profile = HUMAN) -> str:
     """Which truth the metrics on `arrays` are scored against, for the evaluation summary."""
-    return TRUTH_TEXT.get(arrays.truth, NO_MARKS)
+    return TRUTH_TEXT.get(arrays.truth, SERIES if profile.truth_from_series else NO_MARKS)
 
 
 def class_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
