@@ -62,10 +62,10 @@ def test_series_detection_and_thresholds_on_simulated_mouse_series():
     assert np.mean(np.abs(error) <= 5) > 0.7 and np.nanmean(np.abs(error)) < 6  # measured 78%, 4.2 dB (all late)
 
 
-def test_series_truth_groups_a_patients_records_by_every_condition_but_the_level():
+def test_series_truth_groups_a_patients_records_by_age_and_rate_not_by_level_or_fmp():
     s = level_series(6, seed=8)
     n = len(s.levels)
-    static = np.column_stack([np.zeros(n), s.levels, np.zeros(n), np.ones(n)])
+    static = np.column_stack([np.zeros(n), s.levels, np.zeros(n), np.linspace(1.0, 9.0, n)])  # Fmp per record
     truth = series_truth(s.signals, static, s.subject, FS, MOUSE)
     np.testing.assert_array_equal(truth, detect_series(s.signals, s.levels, s.subject, FS, MOUSE))
     static[::2, 2] = 1.0  # every other record at another rate: each falls alone at its conditions...

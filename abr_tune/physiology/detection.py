@@ -62,13 +62,14 @@ def detect_series(signals_uv: np.ndarray, levels_db: np.ndarray, series: np.ndar
 
 
 def series_truth(signals_uv: np.ndarray, static: np.ndarray, patient_id: np.ndarray, sample_rate_hz: float,
-                 profile: Profile = HUMAN, level_column: int = 1) -> np.ndarray:
+                 profile: Profile = HUMAN, level_column: int = 1, condition_columns: tuple[int, ...] = (0, 2)
+                 ) -> np.ndarray:
     """Response truth of unmarked recordings: `detect_series` within each series, i.e. the records of one
-    patient that share every condition but the level (`static[:, level_column]`); a record alone at its
-    conditions falls back to the single-trace detector (`measures.detect_response`)."""
+    patient that share the `condition_columns` of `static` (age and rate; not Fmp, a per-recording
+    quality number) and differ in `static[:, level_column]`; a record alone at its conditions falls back
+    to the single-trace detector (`measures.detect_response`)."""
     static = np.asarray(static, dtype=np.float64)
-    others = np.delete(static, level_column, axis=1)
-    keys = np.column_stack([np.asarray(patient_id).astype(str), others.astype(str)])
+    keys = np.column_stack([np.asarray(patient_id).astype(str), static[:, list(condition_columns)].astype(str)])
     _, series = np.unique(keys, axis=0, return_inverse=True)
     r = level_series_r(signals_uv, static[:, level_column], series.ravel(), sample_rate_hz, profile)
     single = detect_response(signals_uv, sample_rate_hz, profile)
