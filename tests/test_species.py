@@ -68,6 +68,12 @@ def test_fast_noise_criterion_fails_on_band_limited_noise_and_the_baseline_one_d
     assert human > 0.9 and mouse < 0.08  # measured 99% and 4%: the fast part of low-passed noise is ~0
 
 
+def test_a_species_window_may_run_past_a_short_record_but_a_given_one_may_not():
+    assert load_config(overrides={"data.sample_rate_hz": 25000.0}).profile == HUMAN  # 8 ms: V's 4.5-10 is searched
+    with pytest.raises(UserError, match=r"physiology.waves.V lies at \[4.5, 9\] ms .* outside the record's \[0, 8\]"):
+        load_config(overrides={"data.sample_rate_hz": 25000.0, "physiology.waves": {"V": [4.5, 9.0]}})
+
+
 def test_species_and_overrides_from_the_config():
     cfg = load_config(overrides={"data.species": "mouse", "physiology.delay_ms": 0.4,
                                  "physiology.waves": {"I": [1.0, 1.9]}, "physiology.primary_wave": "II"})
@@ -83,6 +89,7 @@ def test_species_and_overrides_from_the_config():
     ({"data.species": "mouse", "physiology.waves": {"II": [0.5, 0.9]}}, "must start in latency order"),
     ({"physiology.primary_wave": "II"}, "'II' is not one of the waves (I, III, V)"),
     ({"physiology.delay_ms": -1.0}, "physiology.delay_ms must be in [0, 10)"),
+    ({"data.species": "mouse", "physiology.delay_ms": 9.0}, "physiology.waves.IV lies at [12.6, 14] ms"),
     ({"data.species": "dog"}, "allowed values: 'human', 'mouse'"),
 ])
 def test_bad_physiology_config_is_refused_with_the_fix(override, message):

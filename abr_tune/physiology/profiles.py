@@ -112,7 +112,9 @@ def window_problems(waves: dict, primary_wave: str | None, delay_ms: float | Non
         return out
     profile = resolve_profile(species, waves, primary_wave, delay_ms)
     for w, (lo, hi) in profile.windows_ms().items():
-        if lo < 0 or hi > record_ms:
+        # A window given here must fit the record; a species' own may run past a short record's end (the
+        # picker searches what there is) but must start inside it.
+        if (w in waves and (lo < 0 or hi > record_ms)) or lo >= record_ms:
             out.append(f"physiology.waves.{w} lies at [{lo:g}, {hi:g}] ms on the record (delay_ms "
                        f"{profile.delay_ms:g} included), outside the record's [0, {record_ms:g}] ms")
     starts = [lo for lo, _ in profile.waves.values()]
