@@ -51,6 +51,19 @@ def test_mouse_picker_finds_every_wave_on_clean_traces():
             assert picked[wave][0][i] == pytest.approx(latency + shift, abs=0.03), (wave, level)
 
 
+def test_mouse_wave_i_is_the_first_clear_peak_not_a_larger_wave_ii_entering_its_window():
+    lo, hi = MOUSE.primary_window_ms()
+
+    def wave(latency: float, size: float) -> np.ndarray:  # a peak and its trough 0.35 ms later
+        return size * (np.exp(-0.5 * ((T_MS - latency) / 0.12) ** 2) - 0.8 * np.exp(-0.5 * ((T_MS - latency - 0.35)
+                                                                                          / 0.14) ** 2))
+
+    wave_ii = wave(hi - 0.05, 1.5)  # a loud wave II just inside wave I's window (an early system delay)
+    assert pick_primary((wave(lo + 0.3, 1.0) + wave_ii)[None], FS, MOUSE)[0][0] == pytest.approx(lo + 0.3, abs=0.02)
+    # Under half of wave II's size it is not the clear first peak: the larger one is taken.
+    assert pick_primary((wave(lo + 0.3, 0.5) + wave_ii)[None], FS, MOUSE)[0][0] == pytest.approx(hi - 0.05, abs=0.02)
+
+
 def test_mouse_wave_i_through_band_limited_noise():
     s = level_series(60, seed=2)
     latency, _ = pick_primary(s.signals, FS, MOUSE)

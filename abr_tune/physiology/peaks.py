@@ -43,9 +43,11 @@ def measure_peak(
     lo_ms: float | np.ndarray,
     hi_ms: float | np.ndarray,
     trough_ms: float = TROUGH_MS,
+    first_fraction: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the local maximum in [lo_ms, hi_ms] with the largest peak-to-trough size:
-    (latency ms, peak-to-trough µV), NaN where the window holds no local maximum."""
+    """Per row, the local maximum in [lo_ms, hi_ms] with the largest peak-to-trough size (with
+    `first_fraction` > 0: the earliest one at least that fraction of the largest): (latency ms,
+    peak-to-trough µV), NaN where the window holds no local maximum."""
     x = np.asarray(signals_uv, dtype=np.float64)
     n, length = x.shape
     t_ms = np.arange(length) * 1000.0 / sample_rate_hz
@@ -57,6 +59,9 @@ def measure_peak(
     size = np.where(_local_maxima(x) & (t_ms >= lo) & (t_ms <= hi), x - _following_min(x, n_trough), -np.inf)
     k = size.argmax(axis=1)
     found = np.isfinite(size[np.arange(n), k])
+    if first_fraction > 0:  # the first clear peak: a later, larger wave entering the window is not this one
+        big = np.isfinite(size) & (size >= first_fraction * np.where(found, size[np.arange(n), k], np.inf)[:, None])
+        k = np.where(found, big.argmax(axis=1), k)
     offset, peak = _parabolic(x, k)
     latency = np.where(found, (k + offset) * 1000.0 / sample_rate_hz, np.nan)
     amplitude = np.where(found, peak - _trough(x, k, n_trough), np.nan)
@@ -90,7 +95,8 @@ def _pick(
 ) -> tuple[np.ndarray, np.ndarray]:
     raw = np.asarray(signals_uv, dtype=np.float64)
     x = gaussian_filter1d(raw, profile.smooth_ms * sample_rate_hz / 1000.0, axis=1, mode="nearest")
-    latency, amplitude = measure_peak(x, sample_rate_hz, *window_ms, trough_ms=profile.trough_ms)
+    latency, amplitude = measure_peak(x, sample_rate_hz, *window_ms, trough_ms=profile.trough_ms,
+                                      first_fraction=profile.first_fraction)
     clear = amplitude > profile.min_snr * noise_rms(raw, sample_rate_hz, profile)
     return np.where(clear, latency, np.nan), np.where(clear, amplitude, np.nan)
 

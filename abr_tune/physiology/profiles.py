@@ -49,6 +49,7 @@ class Profile:
     smooth_ms: float = 0.15  # Gaussian sigma the picker smooths with
     noise: Literal["fast", "baseline"] = "fast"  # where a trace's noise is estimated (module docstring)
     min_snr: float = 10.0  # a peak-to-trough must exceed min_snr times that noise (RMS)
+    first_fraction: float = 0.0  # > 0: pick the earliest peak at least this fraction of the window's largest
     truth_from_series: bool = False  # a file without marks: response truth from level-series agreement
 
     def windows_ms(self) -> dict[str, Window]:
@@ -79,7 +80,7 @@ HUMAN = Profile("human", {"I": (1.0, 3.0), "III": (3.0, 5.0), "V": (4.5, 10.0)},
 # records at <= 30 dB SPL do.
 MOUSE = Profile("mouse", {"I": (1.0, 2.1), "II": (1.8, 2.8), "III": (2.8, 3.9), "IV": (3.6, 5.0), "V": (4.8, 6.8)},
                 "I", delay_ms=0.9, trough_ms=0.7, smooth_ms=0.06, noise="baseline", min_snr=6.0,
-                truth_from_series=True)
+                first_fraction=0.5, truth_from_series=True)
 PROFILES: dict[str, Profile] = {"human": HUMAN, "mouse": MOUSE}
 
 
