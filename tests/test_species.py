@@ -69,7 +69,7 @@ def test_mouse_wave_i_through_band_limited_noise():
     latency, _ = pick_primary(s.signals, FS, MOUSE)
     above = s.levels - np.array([s.threshold[k] for k in s.subject])
     loud = above >= 30  # wave I 0.5-2 µV against 0.15 µV RMS of noise
-    assert np.isfinite(latency[loud]).mean() > 0.85  # measured 0.90 (a small wave I is refused, never misplaced)
+    assert np.isfinite(latency[loud]).mean() > 0.85  # measured 0.90 (a small wave I is refused, not misplaced)
     assert np.nanmean(np.abs(latency - s.wave_i_ms)[loud]) < 0.05  # measured 0.018 ms
     assert np.isfinite(latency[~s.present]).mean() < 0.08  # measured 3% false wave I
 
