@@ -13,8 +13,9 @@ One measurement definition, shared with the simulator's ground truth
 estimated from the trace's fast fluctuations (see `MIN_SNR`): noise-only traces give NaN.
 That estimate assumes the recording band reaches ~3 kHz; a trace low-passed below ~2 kHz
 (or an over-smooth generated one) looks noise-free and any peak passes. A profile with
-`noise="baseline"` (the mouse's, `profiles.py`) takes the noise from the response-free
-interval before the first wave instead, which band-limited hardware records too.
+`noise="baseline"` (the mouse's, `profiles.py`) takes the noise from the record's
+response-free parts instead (before the first wave, after the last), which band-limited
+hardware records too.
 The windows, smoothing, trough span and criterion come from a species `Profile`; the
 human profile reproduces the constants below exactly.
 """
