@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arf_marks import read_records
 from epl_marks import EPL_FS, read_epl, read_marks
 from mouse_like import FS, LENGTH, band_limited_noise, level_series, waves
 
@@ -18,6 +19,7 @@ from abr_tune.physiology.profiles import MOUSE, resolve_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 EPL = ROOT.parent / "shared" / "data" / "epl-ncrar"
+TDT = ROOT.parent / "shared" / "data" / "tdt-samp8-dev"
 T_MS = np.arange(LENGTH) * 1000.0 / FS
 
 
@@ -91,3 +93,43 @@ def test_wave_i_and_detection_against_the_expert_marks_of_the_epl_recording():
     series = detect_series(signals, levels, np.zeros(len(levels)), EPL_FS, profile)
     assert (series == expert).sum() == 12 and series[levels == 20].all()  # r 0.75 with 25 dB at 20 dB
     assert thresholds(levels, np.zeros(len(levels)), series) == {0.0: 20.0}  # one 5 dB step below the expert's
+
+
+@pytest.fixture(scope="module")
+def biosig():
+    """Every development record: signals (N, 244) µV, levels, series labels (file and frequency), click
+    flags and the wave I cursor mark (NaN where unmarked)."""
+    rows = []
+    for path in sorted(TDT.rglob("*.arf")):
+        for rec in read_records(path):
+            rows.append((rec.signal_uv, rec.level_db, f"{path}|{rec.frequency_hz:g}", rec.frequency_hz == 0,
+                         rec.marks.get("I", np.nan), rec.sample_rate_hz))
+    signals, levels, series, click, mark, rate = (np.array(c) for c in zip(*rows, strict=True))
+    assert np.ptp(rate) < 1e-3
+    return signals, levels, series, click, mark, float(rate[0])
+
+
+@pytest.mark.skipif(not TDT.is_dir(), reason="development data absent (../shared/data)")
+def test_biosig_wave_i_cursor_marks_are_found_and_met(biosig):
+    signals, levels, series, _, mark, rate = biosig
+    marked = np.isfinite(mark)
+    assert marked.sum() == 132  # the lab marked wave I on 132 of 4,559 records (mostly tone series, 80-90 dB)
+    detected = detect_series(signals, levels, series, rate, MOUSE)
+    assert detected[marked].mean() > 0.95  # measured 0.970
+    latency, _ = pick_primary(signals, rate, MOUSE)
+    found = marked & np.isfinite(latency)
+    error = np.abs(latency - mark)[found]
+    assert found.sum() / marked.sum() > 0.78 and np.median(error) < 0.05  # measured 0.811, 0.025 ms
+    assert (error <= 0.1).mean() > 0.9  # measured 0.925 (3 marks lie at 3.2-4.1 ms, past any wave I window)
+
+
+@pytest.mark.skipif(not TDT.is_dir(), reason="development data absent (../shared/data)")
+def test_biosig_click_series_respond_at_high_levels_only(biosig):
+    signals, levels, series, click, _, rate = biosig
+    detected = detect_series(signals[click], levels[click], series[click], rate, MOUSE)
+    lv = levels[click]
+    assert detected[lv <= 30].mean() < 0.05 and detected[lv >= 60].mean() > 0.65  # measured 0.026 and 0.76
+    found = np.array(list(thresholds(lv, series[click], detected).values()))
+    assert 0.6 < np.isfinite(found).mean() < 0.9 and 45 <= np.nanmedian(found) <= 65  # measured 0.74, 55 dB SPL
+    single = detect_response(signals[click], rate, MOUSE)
+    assert single[lv <= 30].mean() < 0.05  # measured 0.026; the human criterion calls 82% of them responses
