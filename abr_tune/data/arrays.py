@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from .conditions import Conditions
 
 MICROVOLT = "µV"
 Z_SCORE = "z"  # each recording standardised on its own (the original pipeline's pickle): µV are lost
@@ -15,10 +17,10 @@ TRUTH_SIMULATOR, TRUTH_MARKS, TRUTH_DETECTOR = "simulator", "marks", "detector"
 
 @dataclass
 class ABRArrays:
-    """Recordings in raw units; static columns in `config.STATIC_NAMES` order."""
+    """Recordings in raw units; static columns in `conditions.names` order (the clinic's: `config.STATIC_NAMES`)."""
 
     signals: np.ndarray  # (N, 200) float32, in `signal_unit` (µV unless the file held z-scores)
-    static: np.ndarray  # (N, 4) float32: age years, intensity dB nHL, rate clicks/s, fmp
+    static: np.ndarray  # (N, K) float32 numeric conditions; clinic: age years, intensity dB nHL, rate clicks/s, fmp
     patient_id: np.ndarray  # (N,) int64 or str
     v_latency_ms: np.ndarray  # (N,) float32, NaN where unknown or no response
     v_amplitude_uv: np.ndarray  # (N,) float32 peak-to-following-trough, NaN where unknown
@@ -28,6 +30,10 @@ class ABRArrays:
     class_names: tuple[str, ...] | None = None  # name of each class index (the file's label encoder)
     signal_unit: str = MICROVOLT  # MICROVOLT or Z_SCORE
     truth: str = TRUTH_DETECTOR  # where response presence comes from: TRUTH_SIMULATOR, TRUTH_MARKS or TRUTH_DETECTOR
+    conditions: Conditions = field(default_factory=Conditions)  # names and units of static, categorical labels
+    labels: np.ndarray | None = None  # (N, C) str: each categorical condition's value, in conditions.labels order
+    sample_rate_hz: float = 20000.0  # of `signals`: after any resampling
+    start_ms: float = 0.0  # time of the first sample (data.window)
 
     def __len__(self) -> int:
         return int(self.signals.shape[0])
@@ -37,8 +43,21 @@ class ABRArrays:
         """The signals' unit as figures and reports write it."""
         return UNIT_LABELS[self.signal_unit]
 
+    def column(self, name: str) -> np.ndarray | None:
+        """The numeric condition `name`, or None when the data does not condition on it."""
+        names = self.conditions.names
+        return self.static[:, names.index(name)] if name in names else None
+
+    def titles(self) -> list[str] | None:
+        """One panel title per recording, its conditions in their units; None for the clinic's four, which
+        figures label their own way (`viz.waveforms.condition_label`)."""
+        if self.conditions.is_clinic:
+            return None
+        labels = self.labels if self.labels is not None else np.empty((len(self), 0), dtype=str)
+        return [self.conditions.describe(row, lab) for row, lab in zip(self.static, labels, strict=True)]
+
     def subset(self, idx: np.ndarray) -> ABRArrays:
         """The recordings at `idx` (integer indices or a boolean mask)."""
         rows = ("signals", "static", "patient_id", "v_latency_ms", "v_amplitude_uv", "response_present", "clean_uv",
-                "target")
+                "target", "labels")
         return replace(self, **{k: None if getattr(self, k) is None else getattr(self, k)[idx] for k in rows})
