@@ -70,6 +70,8 @@ class ModelConfig:
     use_conv_module: bool = True  # depthwise-conv module in each block
     conv_kernel_size: int = 7  # kernel of that depthwise conv
 
+    set_by_user = frozenset()  # not a key: the keys the config or an override named (`loading`)
+
 
 @dataclass
 class DiffusionConfig:

@@ -95,7 +95,7 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
                   f"({signals.shape[1]} conditions × {signals.shape[0]}) in {runs[-1].seconds:.1f} s", flush=True)
     report = _report(checkpoint, state, cfg, o, split, idx, runs)
     if out_dir is not None:
-        write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.sample_rate_hz)
+        write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.effective_rate_hz)
     return report
 
 
@@ -130,7 +130,7 @@ def _load_split(cfg: TrainConfig, split: str, arrays: ABRArrays | None) -> ABRAr
 
 def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArrays, idx: np.ndarray,
             runs: list[Generated]) -> dict[str, Any]:
-    sr = cfg.data.sample_rate_hz
+    sr = cfg.data.effective_rate_hz
     by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr) for r in runs}
     oracle = oracle_metrics(split, idx, sr)
     ideal = ideal_metrics(split, idx, sr, min(o.repeats, IDEAL_REPEATS))

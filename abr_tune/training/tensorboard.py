@@ -44,7 +44,7 @@ class RunLogger:
         """Generated, reference and overlaid waveforms (and spectrograms when viz.plot_spectrogram), in the
         data's unit; `recordings` (default `reference`) are the validation recordings of the reference figure."""
         static, recordings = reference.static, recordings or reference
-        sr, titles = reference.sample_rate_hz, reference.titles()
+        sr, titles = cfg.data.effective_rate_hz, reference.titles()
         style = {"unit": reference.signal_unit, "figsize": cfg.viz.figsize, "start_ms": reference.start_ms}
         figures = {
             "samples/waveforms_generated": waveform_grid(

@@ -18,7 +18,7 @@ from ..model import Generator, generate_uv
 
 @dataclass
 class SplitTensors:
-    """One split on the training device: normalised (N, 1, T) signals and (N, 4) static."""
+    """One split on the training device: normalised (N, 1, T) signals and (N, static_dim) conditions."""
 
     arrays: ABRArrays
     x_start: torch.Tensor
@@ -27,7 +27,7 @@ class SplitTensors:
     @classmethod
     def build(cls, arrays: ABRArrays, normaliser: Normaliser, device: torch.device) -> SplitTensors:
         x = torch.as_tensor(normaliser.encode_signals(arrays.signals), dtype=torch.float32)
-        s = torch.as_tensor(normaliser.encode_static(arrays.static), dtype=torch.float32)
+        s = torch.as_tensor(normaliser.encode_conditions(arrays.static, arrays.labels), dtype=torch.float32)
         return cls(arrays, x.unsqueeze(1).to(device), s.to(device))
 
     def __len__(self) -> int:
@@ -75,10 +75,10 @@ def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray
     seed = cfg.trainer.val_seed if seed is None else seed
     generated = generate_uv(model, schedule, static, cfg, normaliser, seed, autocast, cfg_scale)
     reference = split.arrays.signals[idx]
-    ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], cfg.data.sample_rate_hz)
+    ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], cfg.data.effective_rate_hz)
     present = None if split.arrays.response_present is None else split.arrays.response_present[idx]
-    metrics = sample_metrics(generated, reference, ref_latency, cfg.data.sample_rate_hz, response_present=present)
-    realistic = realism(reference, generated, split.arrays.subset(idx), cfg.data.sample_rate_hz)
+    metrics = sample_metrics(generated, reference, ref_latency, cfg.data.effective_rate_hz, response_present=present)
+    realistic = realism(reference, generated, split.arrays.subset(idx), cfg.data.effective_rate_hz)
     metrics["sample/c2st_acc"] = realistic["c2st_acc"]
     return metrics, generated
 
