@@ -6,13 +6,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .conditions import Conditions
+from ..config import STATIC_NAMES
+from .conditions import CLINIC_UNITS, Conditions
 
 MICROVOLT = "µV"
 Z_SCORE = "z"  # each recording standardised on its own (the original pipeline's pickle): µV are lost
 UNIT_LABELS = {MICROVOLT: "µV", Z_SCORE: "z (per-recording z-score)"}
 # Where response presence and wave V truth come from.
 TRUTH_SIMULATOR, TRUTH_MARKS, TRUTH_DETECTOR = "simulator", "marks", "detector"
+YEARS_PER = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 1 / 365.25}
 
 
 @dataclass
@@ -55,6 +57,20 @@ class ABRArrays:
             return None
         labels = self.labels if self.labels is not None else np.empty((len(self), 0), dtype=str)
         return [self.conditions.describe(row, lab) for row, lab in zip(self.static, labels, strict=True)]
+
+    def measured(self) -> ABRArrays:
+        """These recordings with the clinic's four columns that the physiology measures read (`fidelity`,
+        `physiology.measures`): the declared intensity, and age in years when its unit converts; 0 for a
+        condition the data lacks, a constant those measures leave out (no effect is fitted to it)."""
+        if self.conditions.names == STATIC_NAMES:
+            return self
+        view = np.zeros((len(self), len(STATIC_NAMES)), dtype=np.float32)
+        for j, name in enumerate(STATIC_NAMES):
+            column, unit = self.column(name), self.conditions.unit(name)
+            if column is not None and (name != "age" or unit in YEARS_PER):
+                view[:, j] = column * YEARS_PER.get(unit, 1.0) if name == "age" else column
+        spec = Conditions(STATIC_NAMES, CLINIC_UNITS, self.conditions.labels, self.conditions.categories)
+        return replace(self, static=view, conditions=spec)
 
     def subset(self, idx: np.ndarray) -> ABRArrays:
         """The recordings at `idx` (integer indices or a boolean mask)."""

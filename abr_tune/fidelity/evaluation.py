@@ -16,6 +16,7 @@ import numpy as np
 
 from ..config import TrainConfig, from_dict
 from ..data import ABRArrays, load_arrays, prepare_splits
+from ..data.request import matching_rows
 from ..errors import UserError
 from ..formatting import finite, json_safe
 from ..physiology.ranges import CFG_SCALE, DDIM_ETA, SEED_MAX, check_count, check_in_range
@@ -40,6 +41,7 @@ class EvalOptions:
     max_conditions: int = 256
     seed: int = 0
     data_path: str | None = None
+    conditions: dict[str, str] | None = None  # only the recordings with these condition values (--condition)
 
     def check(self) -> None:
         if self.split not in SPLITS:
@@ -78,6 +80,8 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     cfg = _eval_config(state, o)
     sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps, eta=o.eta)
     split = _load_split(cfg, o.split, arrays)
+    if o.conditions:
+        split = split.subset(matching_rows(split, sampler.normaliser.conditions, o.conditions))
     idx = select_conditions(len(split), o.max_conditions, o.seed)
     for line in sampler.normaliser.untrained(split.static[idx]):
         print(f"abr-tune: warning: {line}", file=sys.stderr, flush=True)
@@ -88,12 +92,15 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     runs = []
     for scale in o.cfg_scales:
         started = time.perf_counter()
-        signals = sampler.generate(split.static[idx], o.repeats, scale, o.seed)
+        signals = sampler.generate(split.static[idx], o.repeats, scale, o.seed,
+                                   labels=None if split.labels is None else split.labels[idx])
         runs.append(Generated(scale, signals, time.perf_counter() - started))
         if verbose:
             print(f"abr-tune: CFG {scale:g}: {signals.shape[0] * signals.shape[1]} waveforms "
                   f"({signals.shape[1]} conditions × {signals.shape[0]}) in {runs[-1].seconds:.1f} s", flush=True)
-    report = _report(checkpoint, state, cfg, o, split, idx, runs)
+    report = _report(checkpoint, state, cfg, o, split.measured(), idx, runs, has_fmp="fmp" in split.conditions.names)
+    report["conditions"] = split.conditions.state_dict()  # names, units and categories, as the data declares them
+    report["sample_rate_hz"], report["window_start_ms"] = cfg.data.effective_rate_hz, split.start_ms
     if out_dir is not None:
         write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.effective_rate_hz)
     return report
@@ -129,10 +136,14 @@ def _load_split(cfg: TrainConfig, split: str, arrays: ABRArrays | None) -> ABRAr
 # ---------------------------------------------------------------- report
 
 def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArrays, idx: np.ndarray,
-            runs: list[Generated]) -> dict[str, Any]:
+            runs: list[Generated], has_fmp: bool = True) -> dict[str, Any]:
     sr = cfg.data.effective_rate_hz
     by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr) for r in runs}
     oracle = oracle_metrics(split, idx, sr)
+    if not has_fmp:  # the oracle's ceilings and the noise floor are computed from Fmp
+        for row in (oracle, *by_scale.values()):
+            row["diversity_noise_floor_uv"] = float("nan")
+        oracle.update(corr=float("nan"), mse_uv=float("nan"))
     ideal = ideal_metrics(split, idx, sr, min(o.repeats, IDEAL_REPEATS))
     return {
         "checkpoint": str(checkpoint),
