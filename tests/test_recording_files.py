@@ -246,3 +246,24 @@ def test_sample_conditions_are_checked_against_the_checkpoint(mouse_run, capsys,
         sample_main([*argv, *(x for c in conditions for x in ("--condition", c))])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and fragment in err[0], err
+
+
+def test_evaluate_scores_one_time_point_in_the_files_units(mouse_run, capsys):
+    from abr_tune.evaluate import main as evaluate_main
+
+    tmp, summary = mouse_run
+    out = tmp / "eval"
+    assert evaluate_main(["--checkpoint", summary["best_checkpoint"], "--split", "all", "--condition",
+                          "time_point=24h", "--cfg-scale", "1", "--repeats", "2", "--steps", "2",
+                          "--out", str(out)]) == 0
+    report = (out / "summary.md").read_text()
+    assert "Conditions: intensity (dB SPL), age (months); time_point: 24h, baseline. Time axis: 24414 Hz from 0 ms." \
+        in report
+    metrics = yaml.safe_load((out / "metrics.json").read_text())
+    assert metrics["n_conditions"] == 32 and metrics["sample_rate_hz"] == FS
+    assert (out / "latency_intensity.png").is_file()
+    with pytest.raises(SystemExit):
+        evaluate_main(["--checkpoint", summary["best_checkpoint"], "--condition", "time_point=1y", "--out",
+                       str(tmp / "eval2")])
+    assert "time_point '1y' is not a category the model was trained on; valid: 24h, baseline" in \
+        capsys.readouterr().err
