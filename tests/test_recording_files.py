@@ -228,6 +228,12 @@ def test_sample_with_conditions_writes_a_file_that_trains_again(mouse_run, capsy
     again = train_abr(raw)
     assert again["status"] == "completed"
     assert load_config(Path(again["run_dir"]) / "config.yaml").data.sample_rate_hz == FS
+    # and evaluate reads it as recordings for the model that generated it (its constant conditions filled in)
+    from abr_tune.fidelity.evaluation import EvalOptions, evaluate
+
+    report = evaluate(summary["best_checkpoint"], EvalOptions(split="all", cfg_scales=(1.0,), repeats=2, steps=2,
+                                                              data_path=str(out)), verbose=False)
+    assert report["n_conditions"] == 6 and report["sample_rate_hz"] == FS
 
 
 @pytest.mark.parametrize(("conditions", "fragment"), [

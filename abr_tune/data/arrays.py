@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..config import STATIC_NAMES
+from ..errors import UserError
 from .conditions import CLINIC_UNITS, Conditions
 
 MICROVOLT = "µV"
@@ -36,6 +37,7 @@ class ABRArrays:
     labels: np.ndarray | None = None  # (N, C) str: each categorical condition's value, in conditions.labels order
     sample_rate_hz: float = 20000.0  # of `signals`: after any resampling
     start_ms: float = 0.0  # time of the first sample (data.window)
+    constants: dict = field(default_factory=dict)  # conditions with one value in the whole file: {name: value}
 
     def __len__(self) -> int:
         return int(self.signals.shape[0])
@@ -49,6 +51,26 @@ class ABRArrays:
         """The numeric condition `name`, or None when the data does not condition on it."""
         names = self.conditions.names
         return self.static[:, names.index(name)] if name in names else None
+
+    def inputs_for(self, spec: Conditions) -> tuple[np.ndarray, np.ndarray | None]:
+        """((N, K) numeric, (N, C) categorical or None) conditions in the order a model declares them (`spec`),
+        a condition this data holds constant filled in; one the data lacks is a UserError."""
+        if spec.names == self.conditions.names and spec.labels == self.conditions.labels:
+            return self.static, self.labels
+        columns = []
+        for name in (*spec.names, *spec.labels):
+            if name in self.conditions.names:
+                columns.append(self.column(name))
+            elif name in self.conditions.labels:
+                columns.append(self.labels[:, self.conditions.labels.index(name)])
+            elif name in self.constants:
+                columns.append(np.full(len(self), self.constants[name]))
+            else:
+                raise UserError(f"the data has no condition '{name}', which the model was trained on (it declares "
+                                f"{spec.summary()}; the data {self.conditions.summary()})")
+        k = len(spec.names)
+        static = np.stack(columns[:k], axis=1).astype(np.float32) if k else np.zeros((len(self), 0), np.float32)
+        return static, (np.stack(columns[k:], axis=1).astype(str) if spec.labels else None)
 
     def titles(self) -> list[str] | None:
         """One panel title per recording, its conditions in their units; None for the clinic's four, which

@@ -102,8 +102,10 @@ def check_ranges(static: np.ndarray, names: list[str], units: list[str], path: P
 
 
 def declare(static: np.ndarray, names: list[str], units: list[str], label_names: list[str],
-            label_values: np.ndarray | None, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None, Conditions]:
-    """(static, labels, Conditions) without the conditions constant in the data (the clinic's four are kept)."""
+            label_values: np.ndarray | None,
+            notes: list[str]) -> tuple[np.ndarray, np.ndarray | None, Conditions, dict[str, Any]]:
+    """(static, labels, Conditions, {name: value}) without the conditions constant in the data, which the last
+    holds (so a model trained with them can still be given their value); the clinic's four are kept."""
     clinic = names == list(STATIC_NAMES)
     constant = [j for j in range(static.shape[1]) if np.unique(static[:, j]).size == 1]
     constant_labels = [j for j in range(len(label_names)) if np.unique(label_values[:, j]).size == 1]
@@ -118,4 +120,6 @@ def declare(static: np.ndarray, names: list[str], units: list[str], label_names:
     spec = Conditions(tuple(names[j] for j in keep), tuple(units[j] for j in keep),
                       tuple(label_names[j] for j in keep_labels),
                       tuple(tuple(np.unique(values[:, i]).tolist()) for i in range(len(keep_labels))))
-    return static[:, keep], values, spec
+    constants = {names[j]: float(static[0, j]) for j in constant if j not in keep}
+    constants.update({label_names[j]: str(label_values[0, j]) for j in constant_labels})
+    return static[:, keep], values, spec, constants

@@ -115,8 +115,9 @@ def _validated(raw: Raw, path: Path, cfg: DataConfig) -> tuple[ABRArrays, list[s
         signal_unit=unit, truth=truth, labels=label_values, sample_rate_hz=model_rate, start_ms=start_ms,
     )
     arrays = _dropped(arrays, cfg, notes)
-    static, label_values, conditions = facts.declare(arrays.static, order, units, label_names, arrays.labels, notes)
-    return replace(arrays, static=static, labels=label_values, conditions=conditions), notes
+    static, label_values, conditions, constants = facts.declare(arrays.static, order, units, label_names,
+                                                                arrays.labels, notes)
+    return replace(arrays, static=static, labels=label_values, conditions=conditions, constants=constants), notes
 
 
 def _static(raw: Raw, order: list[str], n: int, path: Path,

@@ -90,21 +90,23 @@ def _listing(conditions: Conditions) -> str:
     return conditions.summary()
 
 
-def matching_rows(arrays, conditions: Conditions, pairs: dict[str, str]) -> np.ndarray:
-    """Indices of the recordings whose conditions equal every one of `pairs` (each checked as in `resolve`)."""
+def matching_rows(static: np.ndarray, labels: np.ndarray | None, conditions: Conditions,
+                  pairs: dict[str, str]) -> np.ndarray:
+    """Indices of the rows whose conditions (in the model's order, `conditions`) equal every one of `pairs`,
+    each checked as in `resolve`."""
     declared = (*conditions.names, *conditions.labels)
-    keep = np.ones(len(arrays), dtype=bool)
+    keep = np.ones(len(static), dtype=bool)
     for name, text in pairs.items():
         if name not in declared:
             raise UserError(f"the model has no condition '{name}'; it declares {_listing(conditions)}")
         if name in conditions.names:
             value = _number(name, text, conditions.unit(name))
-            keep &= np.isclose(arrays.column(name), value)
+            keep &= np.isclose(static[:, conditions.names.index(name)], value)
             continue
         cats = conditions.categories[conditions.labels.index(name)]
         if text not in cats:
             raise UserError(f"{name} '{text}' is not a category the model was trained on; valid: {', '.join(cats)}")
-        keep &= arrays.labels[:, arrays.conditions.labels.index(name)] == text
+        keep &= labels[:, conditions.labels.index(name)] == text
     if not keep.any():
         shown = ", ".join(f"{k}={v}" for k, v in pairs.items())
         raise UserError(f"no recording of the split has {shown}; choose values the data holds or another --split")

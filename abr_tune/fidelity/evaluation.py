@@ -80,10 +80,13 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     cfg = _eval_config(state, o)
     sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps, eta=o.eta)
     split = _load_split(cfg, o.split, arrays)
+    _check_time_axis(split, cfg, state)
+    static, labels = split.inputs_for(sampler.normaliser.conditions)
     if o.conditions:
-        split = split.subset(matching_rows(split, sampler.normaliser.conditions, o.conditions))
+        rows = matching_rows(static, labels, sampler.normaliser.conditions, o.conditions)
+        split, static, labels = split.subset(rows), static[rows], None if labels is None else labels[rows]
     idx = select_conditions(len(split), o.max_conditions, o.seed)
-    for line in sampler.normaliser.untrained(split.static[idx]):
+    for line in sampler.normaliser.untrained(static[idx]):
         print(f"abr-tune: warning: {line}", file=sys.stderr, flush=True)
     if verbose:
         print(f"abr-tune: {len(idx)} conditions of the {o.split} split × {o.repeats} samples, DDIM "
@@ -92,14 +95,14 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     runs = []
     for scale in o.cfg_scales:
         started = time.perf_counter()
-        signals = sampler.generate(split.static[idx], o.repeats, scale, o.seed,
-                                   labels=None if split.labels is None else split.labels[idx])
+        signals = sampler.generate(static[idx], o.repeats, scale, o.seed,
+                                   labels=None if labels is None else labels[idx])
         runs.append(Generated(scale, signals, time.perf_counter() - started))
         if verbose:
             print(f"abr-tune: CFG {scale:g}: {signals.shape[0] * signals.shape[1]} waveforms "
                   f"({signals.shape[1]} conditions × {signals.shape[0]}) in {runs[-1].seconds:.1f} s", flush=True)
     report = _report(checkpoint, state, cfg, o, split.measured(), idx, runs, has_fmp="fmp" in split.conditions.names)
-    report["conditions"] = split.conditions.state_dict()  # names, units and categories, as the data declares them
+    report["conditions"] = sampler.normaliser.conditions.state_dict()  # names, units and categories it conditions on
     report["sample_rate_hz"], report["window_start_ms"] = cfg.data.effective_rate_hz, split.start_ms
     if out_dir is not None:
         write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.effective_rate_hz)
@@ -119,10 +122,22 @@ def _eval_config(state: dict[str, Any], o: EvalOptions) -> TrainConfig:
     cfg = from_dict(state["config"])
     if o.data_path is not None:
         cfg.data.source, cfg.data.path = "file", o.data_path
+        # Another file states its own rate and order (e.g. one `sample` wrote at the model's rate): the
+        # time axis the model sees is checked after loading (`_check_time_axis`).
+        cfg.data.set_by_user = cfg.data.set_by_user - {"sample_rate_hz", "static_order"}
     elif cfg.data.source == "file" and not Path(cfg.data.path or "").is_file():
         raise UserError(f"the checkpoint was trained on '{cfg.data.path}', which is not found here; "
                         "pass --data PATH to evaluate on a data file")
     return cfg
+
+
+def _check_time_axis(split: ABRArrays, cfg: TrainConfig, state: dict[str, Any]) -> None:
+    """The data's 200 samples on the model's time axis: the same sample rate after data.window/resample_hz."""
+    trained = from_dict(state["config"]).data.effective_rate_hz
+    if abs(split.sample_rate_hz - trained) > 1e-6 * trained:
+        raise UserError(f"'{cfg.data.path}' gives {split.sample_rate_hz:g} Hz samples (after data.window and "
+                        f"data.resample_hz) but the model was trained on {trained:g} Hz; evaluate it on recordings "
+                        "at that rate")
 
 
 def _load_split(cfg: TrainConfig, split: str, arrays: ABRArrays | None) -> ABRArrays:

@@ -27,7 +27,8 @@ class SplitTensors:
     @classmethod
     def build(cls, arrays: ABRArrays, normaliser: Normaliser, device: torch.device) -> SplitTensors:
         x = torch.as_tensor(normaliser.encode_signals(arrays.signals), dtype=torch.float32)
-        s = torch.as_tensor(normaliser.encode_conditions(arrays.static, arrays.labels), dtype=torch.float32)
+        s = torch.as_tensor(normaliser.encode_conditions(*arrays.inputs_for(normaliser.conditions)),
+                            dtype=torch.float32)
         return cls(arrays, x.unsqueeze(1).to(device), s.to(device))
 
     def __len__(self) -> int:
