@@ -166,6 +166,40 @@ def test_a_condition_outside_its_units_range_is_refused(tmp_path):
         load_arrays(file_cfg(write(tmp_path / "m.npz", content), window=0))
 
 
+def _volts(content):
+    content["signals"] = content["signals"] * 1e-6
+    return content
+
+
+def _months_2000(content):
+    content["static"][5, 1] = 2000.0
+    return content
+
+
+@pytest.mark.parametrize(("change", "override", "fragment"), [
+    (None, "", "set data.window"),
+    (_volts, "data.window: 0", "they look like V; set data.signal_scale: 1e+06"),
+    (None, "data.window: 0, data.sample_rate_hz: 20000", "was recorded at 24414 Hz"),
+    (None, "data.window: 0, data.static_order: [age, intensity]", "stores its conditions in the order"),
+    (None, "data.window: 0, model.static_dim: 4, data.artifact_reject: 0, data.resample_hz: 9000",
+     "signals have 90 samples per recording"),
+    (_months_2000, "data.window: 0", "static 'age' must lie in [0, 1440] months"),
+    (lambda c: {k: v for k, v in c.items() if k != "sample_rate_hz"}, "data.window: 0",
+     "the file has no sample_rate_hz"),
+])
+def test_each_check_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, change, override, fragment):
+    content = mouse_like()
+    path = write(tmp_path / "m.npz", change(content) if change else content)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path, data={"source": "file", "path": str(path)})))
+    with pytest.raises(SystemExit) as info:
+        train_main(["--config", str(config), *(["--override", override] if override else [])])
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("abr-tune: error: ")]
+    assert info.value.code == 2 and len(errors) == 1 and fragment in errors[0], err
+    assert "Traceback" not in "".join(err) and not (tmp_path / "runs").exists()
+
+
 def test_cli_errors_are_one_line_exit_2_before_training(tmp_path, capsys):
     path = write(tmp_path / "m.npz", mouse_like())
     config = tmp_path / "c.yaml"

@@ -53,6 +53,7 @@ def to_model_length(signals: np.ndarray, rate_hz: float, cfg: DataConfig, path: 
                         f"data.window {cfg.window:g} ms (sample {start}); lower data.window or change data.resample_hz")
     start_ms = start / rate_hz * 1000.0
     end_ms = (start + SEQUENCE_LENGTH - 1) / rate_hz * 1000.0
+    later = f"; peak latencies are measured from the window's start, {start_ms:.3g} ms after onset" if start else ""
     notes.append(f"data.window keeps samples {start}-{start + SEQUENCE_LENGTH - 1} of {have} ({start_ms:.3g}-"
-                 f"{end_ms:.3g} ms at {rate_hz:g} Hz)")
+                 f"{end_ms:.3g} ms at {rate_hz:g} Hz){later}")
     return signals[:, start : start + SEQUENCE_LENGTH], rate_hz, start_ms
