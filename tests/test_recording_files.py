@@ -86,6 +86,16 @@ def test_a_set_value_that_disagrees_with_the_file_is_one_error(tmp_path, data, f
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+def test_the_cpu_config_takes_the_files_facts(tmp_path):
+    from conftest import ROOT
+
+    path = write(tmp_path / "m.npz", mouse_like())
+    cfg = load_config(ROOT / "configs" / "cpu.yaml", f"data.source: file, data.path: {path}, data.window: 0")
+    arrays = load_arrays(cfg.data)
+    assert cfg.data.sample_rate_hz == FS and cfg.data.static_order == ["intensity", "age"]
+    assert arrays.conditions.units == ("dB SPL", "months")
+
+
 def test_a_file_without_a_rate_needs_one_unless_it_has_200_samples(tmp_path):
     path = write(tmp_path / "m.npz", mouse_like(sample_rate_hz=None))
     with pytest.raises(UserError, match="signals have 244 samples per recording and the file has no sample_rate_hz; "

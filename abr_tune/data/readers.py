@@ -62,7 +62,7 @@ def load_arrays(cfg: DataConfig) -> ABRArrays:
         raw = read_csv(path, cfg.columns)
     elif suffix == ".npz":
         raw = read_npz(path)
-        raw["static_order"] = facts.static_order(raw, cfg, path)
+        raw["static_order"] = cfg.static_order = facts.static_order(raw, cfg, path)  # the file's, when it has one
     else:
         raw = read_pickle(path, cfg.static_order)
     arrays, notes = _validated(raw, path, cfg)
@@ -82,7 +82,7 @@ def _validated(raw: Raw, path: Path, cfg: DataConfig) -> tuple[ABRArrays, list[s
            f"got shape {signals.shape} of {signals.dtype}")
     n, length = signals.shape
     rate = facts.sample_rate(raw, cfg, path, length)
-    cfg.sample_rate_hz, cfg.static_order = rate, order  # the file's facts: defaults give way
+    cfg.sample_rate_hz = rate  # the file's fact: a default gives way
     signals32 = _float32(signals)  # checked after the cast: 1e39 is finite in float64, inf in float32
     _check_finite_rows(~np.isfinite(signals32).all(axis=1), f"'{path}': signals contain NaN or Inf in",
                        "remove or repair those recordings (values beyond float32's ±3.4e38 count as Inf)")
