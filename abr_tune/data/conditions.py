@@ -50,6 +50,9 @@ class Conditions:
     def one_hot(self, labels: np.ndarray | None, n: int) -> np.ndarray:
         """(n, sum of categories) float32: a 1 in each categorical condition's column of its category."""
         out = np.zeros((n, self.input_dim - len(self.names)), dtype=np.float32)
+        if self.labels and labels is None:
+            raise UserError(f"the model conditions on {', '.join(self.labels)} too; give each a category "
+                            f"({self.summary()})")
         start = 0
         for j, cats in enumerate(self.categories):
             column = np.asarray(labels)[:, j].astype(str)
