@@ -86,7 +86,11 @@ def _check_out(args: argparse.Namespace) -> Path:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.condition and all(getattr(args, k) is None for k in STATIC_NAMES):
+        parser.error("a condition is required: --condition NAME=VALUE for each condition the model declares, or "
+                     "--age, --intensity, --rate and --fmp for the clinic's four")
     out = _check_args(args)
     from .checkpoint import GENERATE_KEYS, load_checkpoint  # torch loads here: bad flags fail before it
     from .data import Normaliser
