@@ -317,3 +317,11 @@ def test_evaluate_scores_one_time_point_in_the_files_units(mouse_run, capsys):
                        str(tmp / "eval2")])
     assert "time_point '1y' is not a category the model was trained on; valid: 24h, baseline" in \
         capsys.readouterr().err
+
+
+def test_the_physiology_measures_see_the_intensity_and_age_in_years(tmp_path):
+    arrays = load_arrays(file_cfg(write(tmp_path / "m.npz", mouse_like()), window=0))
+    view = arrays.measured().static
+    np.testing.assert_array_equal(view[:, 1], arrays.column("intensity"))
+    np.testing.assert_allclose(view[:, 0], arrays.column("age") / 12)  # months -> years
+    assert (view[:, 2:] == 0).all()  # no rate or Fmp: a constant the latency fit leaves out

@@ -84,7 +84,7 @@ class ABRArrays:
         """These recordings with the clinic's four columns that the physiology measures read (`fidelity`,
         `physiology.measures`): the declared intensity, and age in years when its unit converts; 0 for a
         condition the data lacks, a constant those measures leave out (no effect is fitted to it)."""
-        if self.conditions.names == STATIC_NAMES:
+        if self.conditions.is_clinic:
             return self
         view = np.zeros((len(self), len(STATIC_NAMES)), dtype=np.float32)
         for j, name in enumerate(STATIC_NAMES):

@@ -55,12 +55,12 @@ def resolve(conditions: Conditions, pairs: dict[str, str],
     declared = (*conditions.names, *conditions.labels)
     unknown = [name for name in given if name not in declared]
     if unknown:
-        raise UserError(f"the model has no condition '{unknown[0]}'; it declares {_listing(conditions)}")
+        raise UserError(f"the model has no condition '{unknown[0]}'; it declares {conditions.summary()}")
     missing = [name for name in declared if name not in given]
     if missing:
         flag = f"--{missing[0]}" if conditions.is_clinic and missing[0] in STATIC_NAMES else \
             f"--condition {missing[0]}=VALUE"
-        raise UserError(f"no value for {', '.join(missing)}: give {flag}; the model declares {_listing(conditions)}")
+        raise UserError(f"no value for {', '.join(missing)}: give {flag}; the model declares {conditions.summary()}")
     static = np.array([[_number(name, given[name], conditions.unit(name)) for name in conditions.names]],
                       dtype=np.float32).reshape(1, len(conditions.names))
     if not conditions.labels:
@@ -86,10 +86,6 @@ def _number(name: str, text: str, unit: str) -> float:
     return value
 
 
-def _listing(conditions: Conditions) -> str:
-    return conditions.summary()
-
-
 def matching_rows(static: np.ndarray, labels: np.ndarray | None, conditions: Conditions,
                   pairs: dict[str, str]) -> np.ndarray:
     """Indices of the rows whose conditions (in the model's order, `conditions`) equal every one of `pairs`,
@@ -98,7 +94,7 @@ def matching_rows(static: np.ndarray, labels: np.ndarray | None, conditions: Con
     keep = np.ones(len(static), dtype=bool)
     for name, text in pairs.items():
         if name not in declared:
-            raise UserError(f"the model has no condition '{name}'; it declares {_listing(conditions)}")
+            raise UserError(f"the model has no condition '{name}'; it declares {conditions.summary()}")
         if name in conditions.names:
             value = _number(name, text, conditions.unit(name))
             keep &= np.isclose(static[:, conditions.names.index(name)], value)
