@@ -96,7 +96,9 @@ def _read_record(data: bytes, at: int, names: list[str], where: tuple[int, int],
     if end > len(data):
         raise UserError(f"'{path}' is truncated: it ends inside {name}, whose {n_points} points need bytes "
                         f"up to {end} of {len(data)}")
-    variables = {n: float(v) for n, v in zip(names, values, strict=True) if n and not n.startswith(UNUSED_VARIABLE)}
+    # float32 values read as their shortest decimal (0.1 ms, not 0.10000000149), as the export prints them
+    variables = {n: float(str(np.float32(v))) for n, v in zip(names, values, strict=True)
+                 if n and not n.startswith(UNUSED_VARIABLE)}
     if "Level" not in variables:
         raise UserError(f"'{path}': {name} has no Level variable (variables: {', '.join(variables) or 'none'}); "
                         "abr-tune needs each record's stimulus level")

@@ -60,8 +60,8 @@ def convert(manifest: Manifest, stimulus_hz: float | None) -> Conversion:
         for index, record in enumerate(records):
             stimuli[record.stimulus] += 1
             _keep(result, Kept(row, index, record), stimulus_hz)
-    if stimulus_hz is not None and not any(k.record.frequency_hz == stimulus_hz for k in result.kept):
-        wanted = "click" if stimulus_hz == CLICK_HZ else f"{stimulus_hz:g} Hz"
+    if stimulus_hz is not None and not any(_same(k.record.frequency_hz, stimulus_hz) for k in result.kept):
+        wanted = "click" if stimulus_hz == CLICK_HZ else f"{stimulus_hz:.10g} Hz"
         raise UserError(f"no recording has the stimulus {wanted} (--stimulus); the files hold: "
                         f"{', '.join(sorted(stimuli, key=_stimulus_key))}")
     if result.flat:
@@ -75,7 +75,7 @@ def convert(manifest: Manifest, stimulus_hz: float | None) -> Conversion:
 
 def _keep(result: Conversion, kept: Kept, stimulus_hz: float | None) -> None:
     record = kept.record
-    if stimulus_hz is not None and record.frequency_hz != stimulus_hz:
+    if stimulus_hz is not None and not _same(record.frequency_hz, stimulus_hz):
         result.other_stimulus[record.stimulus] += 1
     elif not np.isfinite(record.signal_uv).all():
         raise UserError(f"'{result.manifest.files[kept.row]}' record {kept.index} holds non-finite values; "
@@ -106,6 +106,11 @@ def _check_one_shape(result: Conversion) -> None:
                            for (rate, n), files in shapes.items())
         raise UserError(f"the recordings differ in sample rate or length and cannot share one array ({listed}); "
                         "keep one kind with --stimulus or split the manifest into one per recording setup")
+
+
+def _same(frequency_hz: float, wanted_hz: float) -> bool:
+    """The stimulus asked for: equal to a millionth (a frequency typed as the summary prints it)."""
+    return abs(frequency_hz - wanted_hz) <= 1e-6 * max(wanted_hz, 1.0)
 
 
 def _stimulus_key(stimulus: str) -> float:

@@ -36,7 +36,7 @@ class Record:
     @property
     def stimulus(self) -> str:
         """'click' or the tone frequency in Hz ('16000 Hz'), as the summary and `--stimulus` spell it."""
-        return "click" if self.frequency_hz == CLICK_HZ else f"{self.frequency_hz:g} Hz"
+        return "click" if self.frequency_hz == CLICK_HZ else f"{self.frequency_hz:.10g} Hz"
 
 
 def sample_rate_from_period_us(period_us: float) -> float:
