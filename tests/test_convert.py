@@ -60,7 +60,7 @@ def test_converts_a_lab_folder_with_units_labels_and_provenance(lab, capsys):
     assert d["source_record"].tolist() == [0, 1, 2, 1, 2]
     assert d["n_averages"].tolist() == [500, 501, 500, 501, 502]
     assert "base/12_click.arf record 0 (all zero)" in out.err and "abr-tune: notice:" in out.err
-    assert "base/12_click.arf: header names '12X', manifest '12'" in out.out
+    assert "base/12_click.arf: header names '12X' (records 0-2 of 3), manifest '12'" in out.out
     assert "the manifest's subject is used" in out.out
     assert "click: 3 (80:1 60:1 40:1)" in out.out and "16000 Hz: 2 (90:1 70:1)" in out.out
 

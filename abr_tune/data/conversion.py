@@ -88,11 +88,14 @@ def _keep(result: Conversion, kept: Kept, stimulus_hz: float | None) -> None:
 
 
 def _check_subject(result: Conversion, row: int, records: list[Record]) -> None:
-    subject = result.manifest.subjects[row]
-    named = sorted({r.subject_id for r in records if r.subject_id and r.subject_id.lower() != subject.lower()})
-    if named:
-        result.subject_mismatches.append(f"{result.manifest.files[row]}: header names "
-                                         f"{', '.join(repr(n) for n in named)}, manifest {subject!r}")
+    """A header naming another subject than the manifest, per id with the records it covers."""
+    subject, where = result.manifest.subjects[row], {}
+    for index, r in enumerate(records):
+        if r.subject_id and r.subject_id.lower() != subject.lower():
+            where.setdefault(r.subject_id, []).append(index)
+    if where:
+        named = ", ".join(f"{name!r} (records {i[0]}-{i[-1]} of {len(records)})" for name, i in where.items())
+        result.subject_mismatches.append(f"{result.manifest.files[row]}: header names {named}, manifest {subject!r}")
 
 
 def _check_one_shape(result: Conversion) -> None:
