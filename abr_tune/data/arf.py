@@ -14,7 +14,8 @@ against BioSigRZ's own CSV export of the same file to 1e-4 µV):
   points (float32). Some published readers take the cursors to follow the points; the export shows
   they precede them (read after the header, the first 90 "points" are the cursors' -1/0 pattern).
 Stored values are volts at the amplifier's output before its gain; like the export's `Data(uv)`, a
-record in µV is value × 1e6 × the record's gain. A click group has no `Freq` variable: its records
+record in µV is value × 1e6 × the record's gain. `n_averages` is the record's own count (8 for a
+run stopped early, where the CSV export of the same file says 512). A click group has no `Freq` variable: its records
 get frequency_hz = 0 (`recording.CLICK_HZ`).
 """
 
