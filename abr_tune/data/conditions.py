@@ -94,8 +94,14 @@ class Conditions:
     def summary(self) -> str:
         """'intensity (dB SPL), age (months); time_point: 24h, baseline' for notices and errors."""
         numeric = ", ".join(self.axis_label(n) for n in self.names) or "none"
-        cats = "; ".join(f"{n}: {', '.join(c)}" for n, c in zip(self.labels, self.categories, strict=True))
+        cats = "; ".join(f"{n}: {', '.join(map(shown_category, c))}"
+                         for n, c in zip(self.labels, self.categories, strict=True))
         return numeric + (f"; {cats}" if cats else "")
 
 
 CLINIC = Conditions()
+
+
+def shown_category(category: str) -> str:
+    """A category as errors list it: an empty one (a blank cell) as '(empty: NAME=)', how it is asked for."""
+    return category if category else "(empty: NAME=)"
