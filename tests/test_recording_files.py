@@ -262,7 +262,7 @@ def test_panel_titles_carry_the_files_units(mouse_run):
 
     tmp, _ = mouse_run
     arrays = load(file_cfg(tmp / "m.npz", window=0))
-    assert arrays.titles()[0] == "30 dB SPL · 2 months\nbaseline"
+    assert arrays.titles()[0] == "30 dB SPL · 2 mo\nbaseline"  # short units: a narrow panel
 
 
 def test_sample_with_conditions_writes_a_file_that_trains_again(mouse_run, capsys):
