@@ -30,6 +30,15 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def remove_partial_saves(directory: Path) -> list[Path]:
+    """Delete the temp files of saves a kill cut short (`.<name>.<random>.tmp`); a resume calls it, its run
+    being the only writer of its checkpoint directory. Returns what it deleted."""
+    removed = [p for p in Path(directory).glob(".*.pt.*.tmp") if p.is_file()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
 # What each use of a checkpoint reads: continuing its run needs everything `Run.state_dict` writes;
 # generating from it (sample, evaluate, a search report) needs the EMA weights and the normaliser.
 RESUME_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "best_epoch",

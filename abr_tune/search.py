@@ -23,13 +23,14 @@ from .hpo.cluster import (
     check_ray_home,
     check_resources,
     start_ray,
+    stop_on_sigterm,
 )
-from .hpo.confirm_run import confirm_search
+from .hpo.confirm_run import confirm_search, stage_dir
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
-from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, release
+from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
 from .hpo.space import METRICS
-from .hpo.summary import report
+from .hpo.summary import report, resumed_stage
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
 
 EXAMPLES = """examples:
@@ -117,20 +118,27 @@ def main(argv: Optional[list[str]] = None) -> int:
         grow(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
     elif not args.resume:
         claim(exp)  # last check before Ray starts: a second search with this --name stops here
+    # The confirmation an earlier run of this search started and did not finish continues in its stage.
+    stage = (args.resume and resumed_stage(previous_summary(exp))) or stage_dir(exp)
     started = time.time()
     try:
         start_ray(args, address)
+        stop_on_sigterm()
         check_resources(exp.space)
         results = _fit(args, exp, arrays)
         summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
-                         resumed=restoring)
+                         resumed=restoring, confirm_stage=stage if exp.space.confirm.top_k else None)
         if exp.space.confirm.top_k and summary["best"] and not summary["interrupted"]:
-            summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds)
+            summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds, stage)
     except BaseException as err:
         ray.shutdown()
         if not restoring:
             release(exp)
         after_failure(exp, err)
+        if isinstance(err, KeyboardInterrupt):  # a second Ctrl-C while Tune was stopping: no traceback
+            print(f"abr-tune: search interrupted; continue it with: python -m abr_tune.search --resume "
+                  f"{shell(exp.path)}", file=sys.stderr, flush=True)
+            return 130
         raise
     # Before the report, not beside it: shut down in a background thread, Ray's C++ worker killed
     # the whole process (exit 1, no report) when an object reference was freed mid-shutdown.

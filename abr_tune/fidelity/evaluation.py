@@ -40,6 +40,7 @@ class EvalOptions:
     max_conditions: int = 256
     seed: int = 0
     data_path: str | None = None
+    allow_pickle: bool = False  # --data is a pickle the user trusts (never the checkpoint's data.allow_pickle)
 
     def check(self) -> None:
         if self.split not in SPLITS:
@@ -111,7 +112,8 @@ def select_conditions(n: int, max_conditions: int, seed: int) -> np.ndarray:
 def _eval_config(state: dict[str, Any], o: EvalOptions) -> TrainConfig:
     cfg = from_dict(state["config"])
     if o.data_path is not None:
-        cfg.data.source, cfg.data.path = "file", o.data_path
+        # Trust is per file: the checkpoint's allow_pickle was given for its training file, not this one.
+        cfg.data.source, cfg.data.path, cfg.data.allow_pickle = "file", o.data_path, o.allow_pickle
     elif cfg.data.source == "file" and not Path(cfg.data.path or "").is_file():
         raise UserError(f"the checkpoint was trained on '{cfg.data.path}', which is not found here; "
                         "pass --data PATH to evaluate on a data file")

@@ -15,10 +15,12 @@ from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
 from ..paths import unwritable
 from .grow import with_warm_start
-from .layout import SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
+from .layout import DATA_FILE, SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
+from .lock import LOCK_FILE, lock_experiment, release_experiment
 from .space import SearchSpace
 from .space_file import check_settings, load_space, refuse_searched, with_metrics
 from .study import study_name
+from .summary import resumed_stage
 
 # --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
 SMOKE_OVERRIDES = {
@@ -70,9 +72,13 @@ def claim(exp: Experiment) -> None:
         exp.local_dir.mkdir()
     except FileExistsError:
         raise _exists(exp) from None
+    lock_experiment(exp.local_dir, "start the search")
 
 
 def _exists(exp: Experiment) -> UserError:
+    if exp.local_dir is not None and not (exp.local_dir / SPACE_FILE).is_file():
+        return UserError(f"'{exp.path}' already exists but holds no search (a search stopped before it wrote "
+                         f"{SPACE_FILE}, or another directory); remove it, or pass another --name")
     return UserError(f"experiment '{exp.path}' already exists; pass --resume {exp.path} to continue it "
                      "or --name to start a new one")
 
@@ -80,7 +86,10 @@ def _exists(exp: Experiment) -> UserError:
 def release(exp: Experiment) -> None:
     """Undo `claim` when the search failed before writing anything into the directory."""
     if exp.local_dir is not None:
-        with contextlib.suppress(OSError):  # not empty: something was written, keep it
+        if any(p.name != LOCK_FILE for p in exp.local_dir.iterdir()):
+            return  # something was written: keep it (and the lock, held until the process ends)
+        release_experiment(exp.local_dir)
+        with contextlib.suppress(OSError):
             exp.local_dir.rmdir()
 
 
@@ -138,6 +147,7 @@ def _storage_path(value: str) -> str:
 def plan_resume(args: argparse.Namespace) -> Experiment:
     """The experiment in --resume DIR, after checking it is one; search-shaping flags are refused."""
     path = _restorable(args.resume)
+    lock_experiment(path, "resume the search")  # before anything in it is read to be written
     _refuse(args, SHAPING + ("confirm_top", "confirm_seeds", "num_samples", "max_concurrent"),
             f"cannot change a search being resumed; it continues with the settings in {path / SPACE_FILE}")
     return _experiment(path)
@@ -147,11 +157,12 @@ def plan_extend(args: argparse.Namespace) -> Experiment:
     """The finished experiment in --extend DIR with --num-samples more trials (default: as many
     as it has); its space.yaml is rewritten with the new total just before Ray starts (`grow`)."""
     path = _restorable(args.extend)
+    lock_experiment(path, "extend the search")
     _refuse(args, SHAPING, f"cannot change the space of a search being extended (its settings are in "
                            f"{path / SPACE_FILE}); start a new search with --space (and --warm-start {path})")
     exp = _experiment(path)
     summary = _summary(path)
-    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+    if not _complete(summary, exp):
         raise UserError(f"'{args.extend}' is not a finished search; continue it with --resume {path} first")
     more = summary["num_trials"] if args.num_samples is None else args.num_samples
     if more < 1:
@@ -190,8 +201,28 @@ def _refuse(args: argparse.Namespace, names: tuple[str, ...], why: str) -> None:
 
 
 def _experiment(path: Path) -> Experiment:
-    return Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent),
-                      study_name=study_name(path / STUDY_FILE, path.name))
+    exp = Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent),
+                     study_name=study_name(path / STUDY_FILE, path.name))
+    _check_data(exp, path)
+    return exp
+
+
+def _check_data(exp: Experiment, path: Path) -> None:
+    """The trials continue on the data the search started on, or not at all (data.fingerprint)."""
+    from ..data.fingerprint import check_same_data
+
+    try:
+        saved = json.loads((path / DATA_FILE).read_text())
+    except (OSError, ValueError):  # an experiment from before fingerprints were recorded
+        return
+    check_same_data(saved, from_dict(exp.space.base).data, f"experiment '{path}'",
+                    f"start a new search on the new data with --space (--warm-start {path} runs its best "
+                    "configurations first)")
+
+
+def previous_summary(exp: Experiment) -> Optional[dict[str, Any]]:
+    """The summary an earlier run of this experiment wrote (None: none, or unreadable)."""
+    return _summary(Path(exp.path)) if exp.local_dir is not None else None
 
 
 def _summary(path: Path) -> Optional[dict[str, Any]]:
@@ -201,10 +232,17 @@ def _summary(path: Path) -> Optional[dict[str, Any]]:
         return None
 
 
+def _complete(summary: Optional[dict[str, Any]], exp: Experiment) -> bool:
+    """The search ran every trial and its confirmation (when it has one) gave its verdict."""
+    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+        return False
+    return resumed_stage(summary) is None
+
+
 def finished(exp: Experiment) -> Optional[str]:
     """What to tell a user who resumes a search that has finished (None when it has not)."""
     summary = _summary(Path(exp.path))
-    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+    if not _complete(summary, exp):
         return None
     return (f"abr-tune: experiment '{exp.path}' already finished ({summary.get('num_trials')} trials); "
             f"nothing to resume. Its results: {exp.path}/{SUMMARY_FILE}; add trials with --extend {exp.path}, "

@@ -39,7 +39,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from ..errors import UserError
 from .layout import Experiment
-from .objectives import SAMPLED, Constraint, valued_epoch
+from .objectives import SAMPLED, Constraint, constraint_row, valued_epoch
 
 RAY_TRIAL_ID = "ray_trial_id"  # user attribute naming each Optuna trial's Tune trial
 EPOCH_KEY, DIVERGED_KEY = "epoch", "diverged"  # what hpo.trial reports with every epoch
@@ -151,6 +151,10 @@ class OptunaStudySearch(OptunaSearch):
         if state == TrialState.COMPLETE and len(self._objectives) > 1:
             attrs["valued_epoch"] = int(row["epoch"])
         if self._constraints:  # Optuna's constraints_func reads them (`constraint_values`); <= 0 is met
+            if len(self._objectives) == 1 and state == TrialState.COMPLETE:  # as `results.trial_record` judges
+                rows = self._rows.get(trial_id, {})
+                row = constraint_row([rows[e] for e in sorted(rows)], self._objectives, list(self._constraints),
+                                     self._primary_mode)
             attrs[CONSTRAINTS_ATTR] = [c.violation((row or {}).get(c.metric)) for c in self._constraints]
         if trial_id in self._closed:  # marked FAIL when an earlier run ended on an error; --resume ran it on
             old = self._closed[trial_id]
