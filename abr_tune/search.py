@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, Optional
 
 from .errors import CliParser, UserError, cli_entry
@@ -93,6 +92,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # Tune warns whenever checkpoints outpace its state snapshots; with epochs of seconds they do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's state every second (its default: every 10 s or more): a trial that finished between two saves
+    # is re-run from its last checkpoint after a kill -9, and one started and finished between them would
+    # be forgotten by Tune while the study holds it. A save is a few KB of JSON and the searcher's pickle.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     # No automatic loggers (hpo.tuner.run_config passes the CSV and JSON ones): Tune's automatic
     # TensorBoard logger makes it print `tensorboard --logdir` for its driver_artifacts directory,
     # which holds no trial logs; the trials' TensorBoard runs are under the experiment directory.
@@ -168,7 +171,7 @@ def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
 
 def grow(exp: Experiment) -> None:
     """Write the extended number of trials into the experiment's space.yaml (atomically)."""
-    done = len(list(Path(exp.path).glob("trial_*")))
+    done = (previous_summary(exp) or {}).get("num_trials", 0)  # Tune's trials: a kill can leave extra directories
     print(f"Extending experiment {exp.path}: {exp.space.num_samples - done} more trials "
           f"({done} -> {exp.space.num_samples}); TPE proposes from all {done} in {exp.study_db.name}", flush=True)
     write_space(exp, quiet=True)
