@@ -52,6 +52,8 @@ def plan_new(args: argparse.Namespace) -> Experiment:
     space = _apply_flags(space, args, base_cfg)
     if args.warm_start_top is not None and not args.warm_start:
         raise UserError("--warm-start-top needs --warm-start DIR (the experiment to start from)")
+    if args.warm_start_top is not None and not 1 <= args.warm_start_top <= 100:
+        raise UserError(f"--warm-start-top must be between 1 and 100, got {args.warm_start_top}")
     if args.warm_start:
         space = with_warm_start(space, args.warm_start, args.warm_start_top or 3, base_cfg)
     space.check(base_cfg.to_dict(), seed=space.search.seed)
@@ -126,9 +128,14 @@ def _absolute_data_path(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+MAX_NAME = 100  # file names hold 255 bytes; Tune's trial and checkpoint names are built on the experiment's
+
+
 def _check_name(name: str) -> str:
     if not name or "/" in name or name in (".", ".."):
         raise UserError(f"--name {name!r} must be a plain directory name (no '/')")
+    if len(name.encode()) > MAX_NAME:
+        raise UserError(f"--name is {len(name.encode())} bytes long; give at most {MAX_NAME}")
     return name
 
 
