@@ -16,7 +16,7 @@ import optuna
 import pytest
 import yaml
 from background import Background
-from conftest import free_port, search_base
+from conftest import free_port, run_cli, search_base
 
 
 @pytest.mark.timeout(900)
@@ -47,6 +47,9 @@ def test_an_interrupted_or_killed_confirmation_records_no_verdict_and_resumes(tm
     assert "No configuration beats" not in search.output and "Confirmed winner" not in search.output
     assert "Confirmed over seeds" not in (exp / "best_config.yaml").read_text()
     assert "rows" not in record and not (exp / "report").exists()
+    report = run_cli("abr_tune.report", str(exp))  # a report asked for now says there is no verdict yet
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "The confirmation did not finish" in (exp / "report" / "summary.md").read_text()
 
     # kill -9 of the search's main process during the resumed confirmation: still resumable.
     again = Background("abr_tune.search", "--resume", str(exp), *flags)

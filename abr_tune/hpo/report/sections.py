@@ -118,7 +118,7 @@ def _outcome(result: SearchResult) -> list[str]:
         if result.space.constraints and not result.space.multi:
             line += f"; meets the constraints {', '.join(f'`{c}`' for c in result.space.constraints)}"
         lines += [line, *([] if nothing_met else multi)]
-        if s.get("confirmation"):
+        if (s.get("confirmation") or {}).get("verdict"):
             lines.append(f"{s['confirmation']['verdict']} (seeds {', '.join(map(str, s['confirmation']['seeds']))})")
     elif s.get("interrupted"):
         lines.append("No best trial yet: the search was interrupted before every trial finished.")
