@@ -152,6 +152,10 @@ def _transfer(args: Any) -> int:
     epochs = args.max_epochs or int(load_space(exp / SPACE_FILE).base.get("trainer", {}).get("max_epochs", 0)) or None
     out = exp.resolve() / TRANSFER_DIR
     configs = {e.label: _config_for(exp, e.overrides, e.label, epochs, extra, out) for e in entries}
+    for cfg in configs.values():
+        if (cfg.checkpoint_dir / f"{cfg.exp_name}_last.pt").exists():
+            raise UserError(f"'{cfg.run_dir}' already holds a re-training of --top; move {out} away to measure "
+                            "again, or pass --override \"log_dir: <another directory>\"")
     full: dict[str, float] = {}
     for i, (label, cfg) in enumerate(configs.items(), 1):
         print(f"abr-tune: [{i}/{len(configs)}] re-training {label} for {cfg.trainer.max_epochs} epochs -> "

@@ -1,9 +1,11 @@
 """One process at a time writes an experiment: search, --resume, --extend and retrain take an
-exclusive lock on <experiment>/.lock, held for the life of the process and dropped by the kernel
-when it ends (kill -9 included). A second process gets one error line naming the holder's pid."""
+exclusive lock (flock) on the experiment directory, held for the life of the process and dropped
+by the kernel when it ends (kill -9 included). A second process gets one error line naming the
+holder's pid, and nothing is written into the directory."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -45,7 +47,7 @@ def test_a_running_search_keeps_resume_extend_and_retrain_out_until_it_ends(tmp_
                 f"sys.exit(main(['--experiment', {str(exp)!r}]))")
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert_user_error(proc, f"cannot re-train from the experiment: experiment '{exp}' is in use by another "
-                                f"abr-tune process (pid {__import__('os').getpid()})")
+                                f"abr-tune process (pid {os.getpid()})")
     finally:
         release_experiment(exp)
 
@@ -56,6 +58,7 @@ def test_the_lock_is_exclusive_within_and_across_processes(tmp_path):
     code = ("from abr_tune.hpo.lock import lock_experiment; "
             f"lock_experiment(__import__('pathlib').Path({str(tmp_path)!r}), 'x')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert "UserError" in proc.stderr and "pid" in proc.stderr
+    assert "UserError" in proc.stderr and f"in use by another abr-tune process (pid {os.getpid()})" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # a lock on the directory itself: no file in it
     release_experiment(tmp_path)
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0

@@ -4,7 +4,6 @@
     <experiment>/optuna.db             the Optuna study (SQLite)
     <experiment>/data_fingerprint.json the data the trials train on (data.fingerprint): --resume and
                                        --extend refuse other data
-    <experiment>/.lock                 held by the one process writing the experiment (hpo.lock)
     <experiment>/search_summary.json   every trial's record, the best and the reference trial
     <experiment>/best_config.yaml      a complete train config of the best trial
     <experiment>/retrain/              where best_config.yaml trains (retrain_<id>/ for --trial ID)

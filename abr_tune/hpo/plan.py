@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..paths import unwritable
 from .grow import with_warm_start
 from .layout import DATA_FILE, SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
-from .lock import LOCK_FILE, lock_experiment, release_experiment
+from .lock import lock_experiment, release_experiment
 from .space import SearchSpace
 from .space_file import check_settings, load_space, refuse_searched, with_metrics
 from .study import study_name
@@ -88,7 +88,7 @@ def _exists(exp: Experiment) -> UserError:
 def release(exp: Experiment) -> None:
     """Undo `claim` when the search failed before writing anything into the directory."""
     if exp.local_dir is not None:
-        if any(p.name != LOCK_FILE for p in exp.local_dir.iterdir()):
+        if any(exp.local_dir.iterdir()):
             return  # something was written: keep it (and the lock, held until the process ends)
         release_experiment(exp.local_dir)
         with contextlib.suppress(OSError):
