@@ -27,6 +27,7 @@ from .hpo.cluster import (
 from .hpo.confirm_run import confirm_search, stage_dir
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
+from .hpo.lock import lock_given
 from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
 from .hpo.space import METRICS
 from .hpo.summary import report, resumed_stage
@@ -102,6 +103,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if sum(bool(x) for x in (args.resume, args.extend)) > 1:
         raise UserError("give --resume DIR or --extend DIR, not both")
+    if args.resume or args.extend:  # one process writes an experiment: locked before it is planned from
+        lock_given(args.resume or args.extend, "resume the search" if args.resume else "extend the search")
     exp = plan_extend(args) if args.extend else plan_resume(args) if args.resume else plan_new(args)
     if args.resume and (done := finished(exp)):
         print(done, flush=True)

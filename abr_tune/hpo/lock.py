@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import UserError
+from .layout import SPACE_FILE
 
 _held: dict[Path, int] = {}  # experiment directory -> its open descriptor, for the life of the process
 
@@ -42,6 +43,14 @@ def lock_experiment(directory: Path, doing: str) -> None:
                         f"{f' (pid {holder})' if holder else ''}; wait for it to finish or stop it, "
                         "then run this again") from None
     _held[path] = fd
+
+
+def lock_given(given: str, doing: str) -> None:
+    """Lock the experiment directory a user named (--resume DIR, --extend DIR) before it is planned
+    from; a directory without a search in it is left to the planning's own error."""
+    path = Path(given).expanduser().resolve()
+    if (path / SPACE_FILE).is_file():
+        lock_experiment(path, doing)
 
 
 def release_experiment(directory: Path) -> None:

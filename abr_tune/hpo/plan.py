@@ -153,7 +153,7 @@ def _storage_path(value: str) -> str:
 
 def plan_resume(args: argparse.Namespace) -> Experiment:
     """The experiment in --resume DIR, after checking it is one; search-shaping flags are refused."""
-    path = _restorable(args.resume, "resume the search")  # before anything in it is read to be written
+    path = _restorable(args.resume)
     _refuse(args, SHAPING + ("confirm_top", "confirm_seeds", "num_samples", "max_concurrent"),
             f"cannot change a search being resumed; it continues with the settings in {path / SPACE_FILE}")
     return _experiment(path)
@@ -162,7 +162,7 @@ def plan_resume(args: argparse.Namespace) -> Experiment:
 def plan_extend(args: argparse.Namespace) -> Experiment:
     """The finished experiment in --extend DIR with --num-samples more trials (default: as many
     as it has); its space.yaml is rewritten with the new total just before Ray starts (`grow`)."""
-    path = _restorable(args.extend, "extend the search")
+    path = _restorable(args.extend)
     _refuse(args, SHAPING, f"cannot change the space of a search being extended (its settings are in "
                            f"{path / SPACE_FILE}); start a new search with --space (and --warm-start {path})")
     exp = _experiment(path)
@@ -186,10 +186,8 @@ SHAPING = ("space", "max_epochs", "cpus_per_trial", "gpus_per_trial", "override"
            "warm_start", "warm_start_top")
 
 
-def _restorable(given: str, doing: str) -> Path:
+def _restorable(given: str) -> Path:
     path = Path(given).expanduser().resolve()
-    if (path / SPACE_FILE).is_file():  # before anything in it is read to be written: one writer at a time
-        lock_experiment(path, doing)
     if not (path / SPACE_FILE).is_file() or not _can_restore(path):
         raise UserError(f"'{given}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
                         "pass the experiment directory printed when the search started")
