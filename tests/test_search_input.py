@@ -51,6 +51,8 @@ def test_flags_out_of_range_and_a_leftover_directory(tmp_path):
                               "--warm-start-top", "0"), "--warm-start-top must be between 1 and 100, got 0")
     (runs / "left").mkdir(parents=True)  # what a kill right after the directory was created leaves
     assert_user_error(_search("--space", str(path), "--storage-path", str(runs), "--name", "left"),
-                      "already exists but holds no search")
-    assert_user_error(_search("--resume", str(runs / "left")), "is not an abr-tune search experiment")
+                      "already exists; pass --resume")
+    proc = _search("--resume", str(runs / "left"))  # which then says why it cannot, and what to do
+    assert_user_error(proc, "is not an abr-tune search experiment yet (no space.yaml): a search was stopped")
+    assert "remove the directory and start the search again with --space" in proc.stderr
     assert list((runs / "left").iterdir()) == []

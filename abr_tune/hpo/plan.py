@@ -78,9 +78,6 @@ def claim(exp: Experiment) -> None:
 
 
 def _exists(exp: Experiment) -> UserError:
-    if exp.local_dir is not None and not (exp.local_dir / SPACE_FILE).is_file():
-        return UserError(f"'{exp.path}' already exists but holds no search (a search stopped before it wrote "
-                         f"{SPACE_FILE}, or another directory); remove it, or pass another --name")
     return UserError(f"experiment '{exp.path}' already exists; pass --resume {exp.path} to continue it "
                      "or --name to start a new one")
 
@@ -188,6 +185,10 @@ SHAPING = ("space", "max_epochs", "cpus_per_trial", "gpus_per_trial", "override"
 
 def _restorable(given: str) -> Path:
     path = Path(given).expanduser().resolve()
+    if path.is_dir() and not (path / SPACE_FILE).is_file() and not any(path.glob("experiment_state-*")):
+        raise UserError(f"'{given}' is not an abr-tune search experiment yet (no {SPACE_FILE}): a search was stopped "
+                        "before writing it, or one is starting there now; if none is running, remove the directory "
+                        "and start the search again with --space")
     if not (path / SPACE_FILE).is_file() or not _can_restore(path):
         raise UserError(f"'{given}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
                         "pass the experiment directory printed when the search started")
