@@ -53,3 +53,9 @@ def test_kill_9_mid_search_then_resume_keeps_one_record_per_trial(tmp_path):
         assert frozen.params == t["params"]
         expected = ("PRUNED" if t["stopped_early"] else "COMPLETE" if t["best_value"] is not None else "FAIL")
         assert frozen.state.name == expected, (frozen.state, t["status"])
+
+    # The kill left directories of trials Tune forgot; an extension counts Tune's trials, not directories.
+    extend = Background("abr_tune.search", "--extend", str(exp), "--num-samples", "1", *flags)
+    extend.wait_for("Extending experiment")
+    extend.kill_group()
+    assert f"Extending experiment {exp}: 1 more trials (6 -> 7)" in extend.output
