@@ -30,6 +30,15 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def remove_partial_saves(directory: Path) -> list[Path]:
+    """Delete the temp files of saves a kill cut short (`.<name>.<random>.tmp`); a resume calls it, its run
+    being the only writer of its checkpoint directory. Returns what it deleted."""
+    removed = [p for p in Path(directory).glob(".*.pt.*.tmp") if p.is_file()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
 # What each use of a checkpoint reads: continuing its run needs everything `Run.state_dict` writes;
 # generating from it (sample, evaluate, a search report) needs the EMA weights and the normaliser.
 RESUME_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "best_epoch",
@@ -68,6 +77,13 @@ def require(state: dict[str, Any], need: tuple[str, ...], source: str = "the che
             f"{source} {' and '.join(problems)} (a training checkpoint holds {', '.join(RESUME_KEYS)}); "
             "use a _last.pt, _best.pt or periodic checkpoint written by abr-tune training"
         )
+    if need == GENERATE_KEYS:  # generating from NaN weights writes NaN waveforms and scores them
+        bad = [name for name, t in state["ema"].get("shadow", {}).items()
+               if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            raise UserError(f"{source} has non-finite EMA weights ({len(bad)} tensors, e.g. {bad[0]}): its run "
+                            "diverged before it was saved; generate from an earlier checkpoint of the run (its "
+                            "_best.pt or a periodic one)")
 
 
 _COUNTS = ("epoch", "step", "best_epoch", "bad_validations")

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data.readers import PICKLE_SUFFIXES
 from .data.request import parse_pairs
 from .errors import CliParser, UserError, cli_entry
 from .fidelity.evaluation import DEFAULT_SCALES, SPLITS, EvalOptions, evaluate
@@ -29,6 +30,13 @@ def check_out_dir(out: Path, force: bool) -> None:
         raise UserError(f"--out '{out}' cannot be written: '{blocked[0]}' {blocked[1]}; pass --out in a writable place")
 
 
+def _check_pickle(data: str | None, allowed: bool) -> None:
+    """A pickle given with --data is read only with --allow-pickle: loading one can run any code."""
+    if data and Path(data).suffix.lower() in PICKLE_SUFFIXES and not allowed:
+        raise UserError(f"'{data}' is a pickle, which can run code when loaded: for a file you trust, add "
+                        "--allow-pickle; otherwise convert it to .npz")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = CliParser(
         prog="python -m abr_tune.evaluate",
@@ -43,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"which recordings: {', '.join(SPLITS)} (default test; 'all' = every recording of the "
                         "data, e.g. an external file)")
     p.add_argument("--data", metavar="PATH", help="evaluate on this .npz/.csv instead of the checkpoint's own data")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="--data is the original pipeline's .pkl/.joblib and you trust it (unpickling runs code; "
+                        "the checkpoint's own data.allow_pickle does not extend to other files)")
     p.add_argument("--cfg-scale", type=float, nargs="+", metavar="S", default=list(DEFAULT_SCALES),
                    help="classifier-free guidance scales to compare (default 1 1.5 2)")
     p.add_argument("--steps", type=int, metavar="N",
@@ -75,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = EvalOptions(split=args.split, cfg_scales=tuple(dict.fromkeys(args.cfg_scale)), steps=args.steps,
                           eta=args.eta, repeats=args.repeats, max_conditions=args.max_conditions, seed=args.seed,
-                          data_path=args.data, conditions=parse_pairs(args.condition))
+                          data_path=args.data, conditions=parse_pairs(args.condition),
+                          allow_pickle=args.allow_pickle)
     options.check()
+    _check_pickle(args.data, args.allow_pickle)
     out = Path(args.out) if args.out else default_out(args.checkpoint, args.split)
     check_out_dir(out, args.force)
     report = evaluate(args.checkpoint, options, out)

@@ -20,8 +20,10 @@ from .config import TrainConfig, load_config, parse_overrides
 from .errors import CliParser, UserError, cli_entry
 from .formatting import fmt_value, json_safe, shell
 from .hpo.layout import BEST_CONFIG_FILE, RETRAIN_DIR, SPACE_FILE, SUMMARY_FILE, TRANSFER_DIR, TRANSFER_FILE, rebase
+from .hpo.lock import lock_experiment
 from .hpo.space_file import load_space
 from .hpo.transfer import format_transfer, rank_agreement, top_entries, train_config, transfer_rows
+from .paths import unwritable
 
 RESULT_FILE = "retrain_result.json"
 
@@ -77,6 +79,7 @@ def _experiment(args: Any) -> Path:
         raise UserError(f"--max-epochs must be between 1 and 100000, got {args.max_epochs}")
     if args.top is not None and not 1 <= args.top <= 50:
         raise UserError(f"--top must be between 1 and 50, got {args.top}")
+    lock_experiment(exp, "re-train from the experiment")  # held while this process writes into it
     return exp
 
 
@@ -115,6 +118,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.top is not None:
         return _transfer(args)
     cfg, search = plan(args)
+    _refuse_existing(cfg)
     from .training import train_abr
     from .training.validation import evaluate_checkpoint
 
@@ -148,6 +152,10 @@ def _transfer(args: Any) -> int:
     epochs = args.max_epochs or int(load_space(exp / SPACE_FILE).base.get("trainer", {}).get("max_epochs", 0)) or None
     out = exp.resolve() / TRANSFER_DIR
     configs = {e.label: _config_for(exp, e.overrides, e.label, epochs, extra, out) for e in entries}
+    for cfg in configs.values():
+        if (cfg.checkpoint_dir / f"{cfg.exp_name}_last.pt").exists():
+            raise UserError(f"'{cfg.run_dir}' already holds a re-training of --top; move {out} away to measure "
+                            "again, or pass --override \"log_dir: <another directory>\"")
     full: dict[str, float] = {}
     for i, (label, cfg) in enumerate(configs.items(), 1):
         print(f"abr-tune: [{i}/{len(configs)}] re-training {label} for {cfg.trainer.max_epochs} epochs -> "
@@ -165,6 +173,25 @@ def _transfer(args: Any) -> int:
     print(format_transfer(rows, agreement, summary["metric"], cfg.trainer.max_epochs))
     print(f"abr-tune: wrote {out / TRANSFER_FILE}")
     return 0
+
+
+def _refuse_existing(cfg: TrainConfig) -> None:
+    """A second re-train never overwrites the first; say how to train another or continue this one."""
+    for name in (f"{cfg.exp_name}_last.pt", f"{cfg.exp_name}_best.pt"):
+        if (cfg.checkpoint_dir / name).exists():
+            raise UserError(f"'{cfg.run_dir}' already holds a re-training; train another with --override "
+                            f"\"exp_name: {cfg.exp_name}_2\", or continue this one with: python -m abr_tune.train "
+                            f"--resume {shell(cfg.checkpoint_dir / name)}")
+    blocked = unwritable(cfg.run_dir)
+    reason = f"'{blocked[0]}' {blocked[1]}" if blocked else None
+    if reason is None:
+        try:  # some places pass the permission check and still refuse (/proc, /sys)
+            cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = err.strerror or str(err)
+    if reason:
+        raise UserError(f"the re-training cannot write '{cfg.run_dir}': {reason}; "
+                        "pass --override \"log_dir: <a writable directory>\"")
 
 
 def _brief(trained: dict[str, Any]) -> dict[str, Any]:

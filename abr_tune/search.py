@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, Optional
 
 from .errors import CliParser, UserError, cli_entry
@@ -23,13 +22,15 @@ from .hpo.cluster import (
     check_ray_home,
     check_resources,
     start_ray,
+    stop_on_sigterm,
 )
-from .hpo.confirm_run import confirm_search
+from .hpo.confirm_run import confirm_search, stage_dir
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
-from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, release
+from .hpo.lock import lock_given
+from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
 from .hpo.space import METRICS
-from .hpo.summary import report
+from .hpo.summary import report, resumed_stage
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
 
 EXAMPLES = """examples:
@@ -92,12 +93,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # Tune warns whenever checkpoints outpace its state snapshots; with epochs of seconds they do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's state every second (its default: every 10 s or more): a trial that finished between two saves
+    # is re-run from its last checkpoint after a kill -9, and one started and finished between them would
+    # be forgotten by Tune while the study holds it. A save is a few KB of JSON and the searcher's pickle.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     # No automatic loggers (hpo.tuner.run_config passes the CSV and JSON ones): Tune's automatic
     # TensorBoard logger makes it print `tensorboard --logdir` for its driver_artifacts directory,
     # which holds no trial logs; the trials' TensorBoard runs are under the experiment directory.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if sum(bool(x) for x in (args.resume, args.extend)) > 1:
         raise UserError("give --resume DIR or --extend DIR, not both")
+    if args.resume or args.extend:  # one process writes an experiment: locked before it is planned from
+        lock_given(args.resume or args.extend, "resume the search" if args.resume else "extend the search")
     exp = plan_extend(args) if args.extend else plan_resume(args) if args.resume else plan_new(args)
     if args.resume and (done := finished(exp)):
         print(done, flush=True)
@@ -117,20 +124,27 @@ def main(argv: Optional[list[str]] = None) -> int:
         grow(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
     elif not args.resume:
         claim(exp)  # last check before Ray starts: a second search with this --name stops here
+    # The confirmation an earlier run of this search started and did not finish continues in its stage.
+    stage = (args.resume and resumed_stage(previous_summary(exp))) or stage_dir(exp)
     started = time.time()
     try:
         start_ray(args, address)
+        stop_on_sigterm()
         check_resources(exp.space)
         results = _fit(args, exp, arrays)
         summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
-                         resumed=restoring)
+                         resumed=restoring, confirm_stage=stage if exp.space.confirm.top_k else None)
         if exp.space.confirm.top_k and summary["best"] and not summary["interrupted"]:
-            summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds)
+            summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds, stage)
     except BaseException as err:
         ray.shutdown()
         if not restoring:
             release(exp)
         after_failure(exp, err)
+        if isinstance(err, KeyboardInterrupt):  # a second Ctrl-C while Tune was stopping: no traceback
+            print(f"abr-tune: search interrupted; continue it with: python -m abr_tune.search --resume "
+                  f"{shell(exp.path)}", file=sys.stderr, flush=True)
+            return 130
         raise
     # Before the report, not beside it: shut down in a background thread, Ray's C++ worker killed
     # the whole process (exit 1, no report) when an object reference was freed mid-shutdown.
@@ -160,7 +174,7 @@ def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
 
 def grow(exp: Experiment) -> None:
     """Write the extended number of trials into the experiment's space.yaml (atomically)."""
-    done = len(list(Path(exp.path).glob("trial_*")))
+    done = (previous_summary(exp) or {}).get("num_trials", 0)  # Tune's trials: a kill can leave extra directories
     print(f"Extending experiment {exp.path}: {exp.space.num_samples - done} more trials "
           f"({done} -> {exp.space.num_samples}); TPE proposes from all {done} in {exp.study_db.name}", flush=True)
     write_space(exp, quiet=True)

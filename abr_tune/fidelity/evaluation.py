@@ -42,6 +42,7 @@ class EvalOptions:
     seed: int = 0
     data_path: str | None = None
     conditions: dict[str, str] | None = None  # only the recordings with these condition values (--condition)
+    allow_pickle: bool = False  # --data is a pickle the user trusts (never the checkpoint's data.allow_pickle)
 
     def check(self) -> None:
         if self.split not in SPLITS:
@@ -121,7 +122,8 @@ def select_conditions(n: int, max_conditions: int, seed: int) -> np.ndarray:
 def _eval_config(state: dict[str, Any], o: EvalOptions) -> TrainConfig:
     cfg = from_dict(state["config"])
     if o.data_path is not None:
-        cfg.data.source, cfg.data.path = "file", o.data_path
+        # Trust is per file: the checkpoint's allow_pickle was given for its training file, not this one.
+        cfg.data.source, cfg.data.path, cfg.data.allow_pickle = "file", o.data_path, o.allow_pickle
         # Another file states its own rate and order (e.g. one `sample` wrote at the model's rate): the
         # time axis the model sees is checked after loading (`_check_time_axis`).
         cfg.data.set_by_user = cfg.data.set_by_user - {"sample_rate_hz", "static_order"}

@@ -164,3 +164,15 @@ def check_resources(space: SearchSpace) -> None:
         if need > have.get(key, 0):
             raise UserError(f"each trial asks for {need:g} {key} but the Ray cluster has {have.get(key, 0):g}; "
                             f"lower --{key.lower()}s-per-trial")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's or `kill`'s stop) stops the search as Ctrl-C does: Tune saves its state and
+    the trials that finished, the study stays resumable, and the exit says how to continue.
+
+    Without this, Ray's driver handler took SIGTERM: a C++ stack dump and exit -6, no word on resuming.
+    Installed after `ray.init`, which installs that handler.
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))

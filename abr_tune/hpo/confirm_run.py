@@ -10,7 +10,7 @@ import math
 from typing import Any, Optional
 
 from ..config import from_dict
-from ..formatting import finite
+from ..formatting import finite, shell
 from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, verdict_of, winner
 from .front import format_front, front_of
 from .layout import CONFIRM_DIR, Experiment
@@ -50,26 +50,35 @@ def run_confirmation(config: dict[str, Any], *, space: SearchSpace, arrays: Any 
 
 
 def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: Any,
-            stage: str = CONFIRM_DIR) -> dict[str, dict[int, dict[str, float]]]:
-    """Train every candidate at every seed in `<experiment>/<stage>/`; returns {label: {seed: the run's
-    metrics at its valued epoch}} (the best epoch of the primary metric, which measured every objective)."""
+            stage: str = CONFIRM_DIR) -> tuple[dict[str, dict[int, dict[str, float]]], int]:
+    """Train every candidate at every seed in `<experiment>/<stage>/` (continuing the runs an interrupted
+    confirmation left there); returns ({label: {seed: the run's metrics at its valued epoch}} (the best
+    epoch of the primary metric, which measured every objective), how many runs are missing).
+
+    Runs are missing when Tune was interrupted (Ctrl-C, SIGTERM): their values are then not a verdict."""
     from ray import tune
 
     s = exp.space
     grid = [{"label": c.label, "params": c.params, "seed": seed} for c in cands for seed in seeds]
     fn = tune.with_resources(tune.with_parameters(run_confirmation, space=s, arrays=arrays),
                              {"cpu": s.resources.cpus_per_trial, "gpu": s.resources.gpus_per_trial})
-    tuner = tune.Tuner(
-        fn, param_space={"run": tune.grid_search(grid)},
-        tune_config=tune.TuneConfig(metric=s.metric, mode=s.mode, max_concurrent_trials=s.max_concurrent,
-                                    reuse_actors=True, trial_dirname_creator=_dirname),
-        run_config=run_config(exp, stage=stage))
+    path = f"{exp.path}/{stage}"
+    if tune.Tuner.can_restore(path):  # an interrupted or killed confirmation: finished runs are kept
+        print(f"Continuing the confirmation in {path}", flush=True)
+        tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=False)
+    else:
+        tuner = tune.Tuner(
+            fn, param_space={"run": tune.grid_search(grid)},
+            tune_config=tune.TuneConfig(metric=s.metric, mode=s.mode, max_concurrent_trials=s.max_concurrent,
+                                        reuse_actors=True, trial_dirname_creator=_dirname),
+            run_config=run_config(exp, stage=stage))
+    results = tuner.fit()
     runs: dict[str, dict[int, dict[str, float]]] = {}
     names = s.objectives + [c.metric for c in s.parsed_constraints()] + [SAMPLED]
-    for result in tuner.fit():
+    for result in results:
         run = (result.config or {}).get("run") or {}
         runs.setdefault(run.get("label", "?"), {})[int(run.get("seed", -1))] = _valued(result, names, s)
-    return runs
+    return runs, len(grid) - results.num_terminated - results.num_errors
 
 
 def _valued(result: Any, names: list[str], space: SearchSpace) -> dict[str, float]:
@@ -94,10 +103,12 @@ def _dirname(trial: Any) -> str:
     return f"confirm_{run.get('label', trial.trial_id)}_seed{run.get('seed', '')}"
 
 
-def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k: int, n_seeds: int) -> dict[str, Any]:
-    """The confirmation stage after a finished search: run it, print the table and the verdict, and
-    make the confirmed winner (the base config when nothing beats it) the search's best and
-    best_config.yaml. Returns the updated summary (also written to search_summary.json)."""
+def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k: int, n_seeds: int,
+                   stage: str) -> dict[str, Any]:
+    """The confirmation stage after a finished search, in `<experiment>/<stage>/`: run it, print the table
+    and the verdict, and make the confirmed winner (the base config when nothing beats it) the search's
+    best and best_config.yaml. Interrupted, it records that and no verdict: the summary says
+    `interrupted` and `--resume` continues it. Returns the updated summary (also in search_summary.json)."""
     from dataclasses import asdict
 
     from .summary import brief, write_best_config, write_summary
@@ -108,8 +119,9 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     seeds = confirmation_seeds(from_dict(exp.space.base).seed, n_seeds)
     print(f"\nConfirming {', '.join(c.label for c in cands)} over {len(seeds)} training seeds "
           f"({len(cands) * len(seeds)} runs of {exp.space.scheduler.max_t} epochs) ...", flush=True)
-    stage = stage_dir(exp)
-    runs = confirm(exp, cands, seeds, arrays, stage)
+    runs, missing = confirm(exp, cands, seeds, arrays, stage)
+    if missing:
+        return _interrupted(exp, summary, stage, missing, len(cands) * len(seeds))
     primary = {label: {seed: row[exp.space.metric] for seed, row in by_seed.items()} for label, by_seed in runs.items()}
     rows = summarise(primary, cands, seeds, exp.space.mode)
     print(format_table(rows, exp.space.metric, seeds))
@@ -124,13 +136,27 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     print(verdict, flush=True)
     chosen = _record(exp, records, best_label, cands)
     note = f"Confirmed over seeds {', '.join(map(str, seeds))}: {verdict}"
-    summary["confirmation"] = {"seeds": seeds, "top_k": top_k, "winner": best_label,
+    summary["confirmation"] = {"state": "done", "stage": stage, "seeds": seeds, "top_k": top_k, "winner": best_label,
                                "verdict": verdict, "rows": [asdict(r) for r in rows],
                                "dir": f"{exp.path}/{stage}"}
     summary["best"] = brief(chosen)
     summary["best_config"] = write_best_config(exp, chosen, note)
     write_summary(exp, summary)
     print(f"Best config (confirmed): {summary['best_config']}", flush=True)
+    return summary
+
+
+def _interrupted(exp: Experiment, summary: dict[str, Any], stage: str, missing: int, total: int) -> dict[str, Any]:
+    """Record an interrupted confirmation: no verdict, best_config.yaml left as the search's unconfirmed pick."""
+    from .summary import pending, write_summary
+
+    summary["interrupted"] = True
+    summary["confirmation"] = {**pending(exp, stage), "state": "interrupted", "runs": total,
+                               "runs_finished": total - missing}
+    write_summary(exp, summary)
+    print(f"Confirmation interrupted: {total - missing} of {total} runs finished, no verdict; best_config.yaml "
+          f"holds the search's unconfirmed pick. Continue it with:\n"
+          f"  python -m abr_tune.search --resume {shell(exp.path)}", flush=True)
     return summary
 
 

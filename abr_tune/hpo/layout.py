@@ -2,6 +2,8 @@
 
     <experiment>/space.yaml            the resolved space (base inlined, flags applied): --resume reads it
     <experiment>/optuna.db             the Optuna study (SQLite)
+    <experiment>/data_fingerprint.json the data the trials train on (data.fingerprint): --resume and
+                                       --extend refuse other data
     <experiment>/search_summary.json   every trial's record, the best and the reference trial
     <experiment>/best_config.yaml      a complete train config of the best trial
     <experiment>/retrain/              where best_config.yaml trains (retrain_<id>/ for --trial ID)
@@ -24,6 +26,7 @@ from .space import SearchSpace
 SPACE_FILE = "space.yaml"
 STUDY_FILE = "optuna.db"
 SUMMARY_FILE = "search_summary.json"
+DATA_FILE = "data_fingerprint.json"
 BEST_CONFIG_FILE = "best_config.yaml"
 RETRAIN_DIR = "retrain"
 CONFIRM_DIR = "confirm"  # the confirmation stage's Tune experiment (top K and the base over seeds)

@@ -136,3 +136,10 @@ def valued_epoch(history: list[dict[str, Any]], names: list[str], mode: str) -> 
         return None
     sign = 1.0 if mode == "min" else -1.0
     return min(rows, key=lambda h: (sign * h[names[0]], h.get("epoch", 0)))
+
+
+def constraint_row(history: list[dict[str, Any]], objectives: list[str], constraints: list[Constraint],
+                   mode: str) -> Optional[dict[str, Any]]:
+    """The epoch a trial's constraints are judged at: its valued epoch among the epochs that measured
+    every constraint metric (sample metrics: the sampling epochs); None when no epoch did (unmet)."""
+    return valued_epoch(history, [*objectives, *dict.fromkeys(c.metric for c in constraints)], mode)

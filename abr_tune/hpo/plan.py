@@ -15,10 +15,12 @@ from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
 from ..paths import unwritable
 from .grow import with_warm_start
-from .layout import SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
+from .layout import DATA_FILE, SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
+from .lock import lock_experiment, release_experiment
 from .space import SearchSpace
 from .space_file import check_settings, load_space, refuse_searched, with_metrics
 from .study import study_name
+from .summary import resumed_stage
 
 # --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
 SMOKE_OVERRIDES = {
@@ -50,6 +52,8 @@ def plan_new(args: argparse.Namespace) -> Experiment:
     space = _apply_flags(space, args, base_cfg)
     if args.warm_start_top is not None and not args.warm_start:
         raise UserError("--warm-start-top needs --warm-start DIR (the experiment to start from)")
+    if args.warm_start_top is not None and not 1 <= args.warm_start_top <= 100:
+        raise UserError(f"--warm-start-top must be between 1 and 100, got {args.warm_start_top}")
     if args.warm_start:
         space = with_warm_start(space, args.warm_start, args.warm_start_top or 3, base_cfg)
     space.check(base_cfg.to_dict(), seed=space.search.seed)
@@ -70,6 +74,7 @@ def claim(exp: Experiment) -> None:
         exp.local_dir.mkdir()
     except FileExistsError:
         raise _exists(exp) from None
+    lock_experiment(exp.local_dir, "start the search")
 
 
 def _exists(exp: Experiment) -> UserError:
@@ -80,7 +85,10 @@ def _exists(exp: Experiment) -> UserError:
 def release(exp: Experiment) -> None:
     """Undo `claim` when the search failed before writing anything into the directory."""
     if exp.local_dir is not None:
-        with contextlib.suppress(OSError):  # not empty: something was written, keep it
+        if any(exp.local_dir.iterdir()):
+            return  # something was written: keep it (and the lock, held until the process ends)
+        release_experiment(exp.local_dir)
+        with contextlib.suppress(OSError):
             exp.local_dir.rmdir()
 
 
@@ -117,9 +125,14 @@ def _absolute_data_path(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+MAX_NAME = 100  # file names hold 255 bytes; Tune's trial and checkpoint names are built on the experiment's
+
+
 def _check_name(name: str) -> str:
     if not name or "/" in name or name in (".", ".."):
         raise UserError(f"--name {name!r} must be a plain directory name (no '/')")
+    if len(name.encode()) > MAX_NAME:
+        raise UserError(f"--name is {len(name.encode())} bytes long; give at most {MAX_NAME}")
     return name
 
 
@@ -151,7 +164,7 @@ def plan_extend(args: argparse.Namespace) -> Experiment:
                            f"{path / SPACE_FILE}); start a new search with --space (and --warm-start {path})")
     exp = _experiment(path)
     summary = _summary(path)
-    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+    if not _complete(summary, exp):
         raise UserError(f"'{args.extend}' is not a finished search; continue it with --resume {path} first")
     more = summary["num_trials"] if args.num_samples is None else args.num_samples
     if more < 1:
@@ -172,6 +185,10 @@ SHAPING = ("space", "max_epochs", "cpus_per_trial", "gpus_per_trial", "override"
 
 def _restorable(given: str) -> Path:
     path = Path(given).expanduser().resolve()
+    if path.is_dir() and not (path / SPACE_FILE).is_file() and not any(path.glob("experiment_state-*")):
+        raise UserError(f"'{given}' is not an abr-tune search experiment yet (no {SPACE_FILE}): a search was stopped "
+                        "before writing it, or one is starting there now; if none is running, remove the directory "
+                        "and start the search again with --space")
     if not (path / SPACE_FILE).is_file() or not _can_restore(path):
         raise UserError(f"'{given}' is not an abr-tune search experiment (no {SPACE_FILE} and Tune state); "
                         "pass the experiment directory printed when the search started")
@@ -190,8 +207,28 @@ def _refuse(args: argparse.Namespace, names: tuple[str, ...], why: str) -> None:
 
 
 def _experiment(path: Path) -> Experiment:
-    return Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent),
-                      study_name=study_name(path / STUDY_FILE, path.name))
+    exp = Experiment(load_space(path / SPACE_FILE), path.name, str(path.parent),
+                     study_name=study_name(path / STUDY_FILE, path.name))
+    _check_data(exp, path)
+    return exp
+
+
+def _check_data(exp: Experiment, path: Path) -> None:
+    """The trials continue on the data the search started on, or not at all (data.fingerprint)."""
+    from ..data.fingerprint import check_same_data
+
+    try:
+        saved = json.loads((path / DATA_FILE).read_text())
+    except (OSError, ValueError):  # an experiment from before fingerprints were recorded
+        return
+    check_same_data(saved, from_dict(exp.space.base).data, f"experiment '{path}'",
+                    f"start a new search on the new data with --space (--warm-start {path} runs its best "
+                    "configurations first)")
+
+
+def previous_summary(exp: Experiment) -> Optional[dict[str, Any]]:
+    """The summary an earlier run of this experiment wrote (None: none, or unreadable)."""
+    return _summary(Path(exp.path)) if exp.local_dir is not None else None
 
 
 def _summary(path: Path) -> Optional[dict[str, Any]]:
@@ -201,10 +238,17 @@ def _summary(path: Path) -> Optional[dict[str, Any]]:
         return None
 
 
+def _complete(summary: Optional[dict[str, Any]], exp: Experiment) -> bool:
+    """The search ran every trial and its confirmation (when it has one) gave its verdict."""
+    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+        return False
+    return resumed_stage(summary) is None
+
+
 def finished(exp: Experiment) -> Optional[str]:
     """What to tell a user who resumes a search that has finished (None when it has not)."""
     summary = _summary(Path(exp.path))
-    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+    if not _complete(summary, exp):
         return None
     return (f"abr-tune: experiment '{exp.path}' already finished ({summary.get('num_trials')} trials); "
             f"nothing to resume. Its results: {exp.path}/{SUMMARY_FILE}; add trials with --extend {exp.path}, "

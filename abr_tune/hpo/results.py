@@ -15,7 +15,7 @@ from ..config import from_dict
 from ..errors import UserError
 from ..formatting import finite, json_safe
 from .layout import TRIAL_SUMMARY_FILE, TUNE_CHECKPOINT_FILE, Experiment
-from .objectives import valued_epoch
+from .objectives import constraint_row, valued_epoch
 
 STOPPED_EARLY = "stopped early by ASHA"  # status prefix of a trial the scheduler stopped
 HISTORY_KEYS = ("epoch", "val/mse_v", "epoch/train_loss_avg", "train/lr", "epoch/time_sec",
@@ -43,6 +43,9 @@ class TrialRecord:
     # Several objectives: every objective and constraint metric at the epoch the trial is valued at
     # (`objectives.valued_epoch`); empty for one objective and for trials stopped before max_t.
     objectives: dict[str, float] = field(default_factory=dict)
+    # With constraints: whether the trial meets every one at its valued epoch (None: the space has none).
+    # A trial that misses one cannot be the best, whatever the number of objectives.
+    feasible: Optional[bool] = None
 
     @property
     def usable(self) -> bool:
@@ -71,6 +74,11 @@ def trial_record(exp: Experiment, result: Any, tune_trials: dict[str, Any]) -> T
             valued_epoch(history, space.objectives, space.mode)
         best = (row[metric], row["epoch"]) if row else (None, None)
         objectives = {n: row[n] for n in names if row and (n in space.objectives or finite(row.get(n)))}
+    elif space.constraints:  # judged where the study judges them (`objectives.constraint_row`)
+        row = constraint_row(history, space.objectives, space.parsed_constraints(), space.mode)
+        objectives = {n: row[n] for n in names if row and finite(row.get(n))}
+    feasible = None if not space.constraints else \
+        all(c.met(objectives.get(c.metric)) for c in space.parsed_constraints())
     return TrialRecord(
         trial_id=trial_id, trial_dir=str(result.path),
         params=params, overrides=space.resolve(params), status=status,
@@ -78,7 +86,7 @@ def trial_record(exp: Experiment, result: Any, tune_trials: dict[str, Any]) -> T
         best_value=best[0], best_epoch=best[1], last_value=history[-1].get(metric) if history else None,
         best_checkpoint=_best_checkpoint(result, metric, space.mode),
         nodes=sorted({str(n) for n in _column(result.metrics_dataframe, "node_id")}), history=history,
-        objectives=objectives)
+        objectives=objectives, feasible=feasible)
 
 
 def _trial_id(path: str) -> str:

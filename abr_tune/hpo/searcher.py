@@ -39,7 +39,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from ..errors import UserError
 from .layout import Experiment
-from .objectives import SAMPLED, Constraint, valued_epoch
+from .objectives import SAMPLED, Constraint, constraint_row, valued_epoch
 
 RAY_TRIAL_ID = "ray_trial_id"  # user attribute naming each Optuna trial's Tune trial
 EPOCH_KEY, DIVERGED_KEY = "epoch", "diverged"  # what hpo.trial reports with every epoch
@@ -70,6 +70,7 @@ class OptunaStudySearch(OptunaSearch):
         self._values: dict[str, dict[int, float]] = {}  # Tune trial id -> {epoch: primary metric}, first report wins
         self._rows: dict[str, dict[int, dict[str, float]]] = {}  # ... -> {epoch: every objective and constraint}
         self._closed: dict[str, FrozenTrial] = {}  # restored trials the study already holds as finished
+        self._orphans: list[int] = []  # RUNNING study trials of Tune trials a kill made Tune forget (ids)
         super().__init__(storage=None, **kwargs)
 
     # ------------------------------------------------------------ the study
@@ -84,6 +85,8 @@ class OptunaStudySearch(OptunaSearch):
         super()._setup_study(mode)
 
     def suggest(self, trial_id: str) -> Optional[dict]:
+        if trial_id not in self._ot_trials and self._orphans:  # Tune's new trial runs the forgotten one's point
+            self._ot_trials[trial_id] = optuna.trial.Trial(self._ot_study, self._orphans.pop(0))
         params = super().suggest(trial_id)
         if trial_id in self._ot_trials:  # every study trial names its Tune trial, also while it runs
             self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
@@ -151,9 +154,16 @@ class OptunaStudySearch(OptunaSearch):
         if state == TrialState.COMPLETE and len(self._objectives) > 1:
             attrs["valued_epoch"] = int(row["epoch"])
         if self._constraints:  # Optuna's constraints_func reads them (`constraint_values`); <= 0 is met
+            if len(self._objectives) == 1 and state == TrialState.COMPLETE:  # as `results.trial_record` judges
+                rows = self._rows.get(trial_id, {})
+                row = constraint_row([rows[e] for e in sorted(rows)], self._objectives, list(self._constraints),
+                                     self._primary_mode)
             attrs[CONSTRAINTS_ATTR] = [c.violation((row or {}).get(c.metric)) for c in self._constraints]
-        if trial_id in self._closed:  # marked FAIL when an earlier run ended on an error; --resume ran it on
+        if trial_id in self._closed:
             old = self._closed[trial_id]
+            if old.state != TrialState.FAIL:  # finished after Tune's last save, then a kill: Tune ran it again
+                return  # its first outcome is in the study; one record per trial
+            # Marked FAIL when an earlier run ended on an error; --resume ran it on: a record of its own.
             self._ot_study.add_trial(optuna.trial.create_trial(
                 state=state, values=values, params=old.params, distributions=old.distributions,
                 intermediate_values=(self._values.get(trial_id) or None) if len(self._objectives) == 1 else None,
@@ -171,7 +181,7 @@ class OptunaStudySearch(OptunaSearch):
         if self._ot_study is not None:
             state["_sampler"] = self._ot_study.sampler  # with its random state
         state["_ot_trials"] = {tid: t.number for tid, t in self._ot_trials.items()}
-        state.update(_storage=None, _ot_study=None, _closed={})
+        state.update(_storage=None, _ot_study=None, _closed={}, _orphans=[])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -195,6 +205,12 @@ class OptunaStudySearch(OptunaSearch):
                 self._closed[tid] = frozen
             else:
                 self._ot_trials[tid] = optuna.trial.Trial(self._ot_study, optuna_id)
+        # Trials asked for after Tune's last save are unknown to the Tune being restored: their points
+        # go to the next trials Tune creates, so each study trial belongs to one Tune trial.
+        known = set(numbers.values())
+        running = self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        self._orphans = [storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+                         for t in running if t.number not in known]
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:

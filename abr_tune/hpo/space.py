@@ -50,6 +50,7 @@ from typing import Any, Literal, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict, get_key, load_yaml
 from ..errors import UserError
+from .limits import check_sizes
 from .objectives import Constraint, parse_constraint
 from .params import Param, closest_hint
 
@@ -252,6 +253,7 @@ class SearchSpace:
             params = _params_of(self, trial)
             try:
                 cfg = self.trial_config(base_raw, params)
+                check_sizes(cfg, {k for p in self.params for k in p.keys})
                 if extra is not None:
                     extra(cfg)
             except UserError as err:

@@ -17,9 +17,31 @@ def load_space(path: str | Path) -> SearchSpace:
     """Read and statically validate a search-space YAML file."""
     path = Path(path)
     raw = load_yaml(path)
+    _refuse_duplicate_keys(path)
     if not isinstance(raw, dict):
         raise UserError(f"search space '{path}' must be a mapping with at least 'params'")
     return parse_space(raw, path)
+
+
+def _refuse_duplicate_keys(path: Path) -> None:
+    """YAML lets a key repeat and keeps the last value: a range written twice would search the one the
+    user may not mean. Refused, naming the key and both lines (the file already read as YAML)."""
+    import yaml
+
+    nodes = [yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        raise UserError(f"search space '{path}': key '{key.value}' appears twice (lines "
+                                        f"{seen[key.value] + 1} and {key.start_mark.line + 1}); keep one")
+                    seen[key.value] = key.start_mark.line
+            nodes.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            nodes.extend(node.value)
 
 
 def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace:

@@ -16,18 +16,20 @@ from .transfer import train_config
 
 
 def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
-           resumed: bool) -> dict[str, Any]:
+           resumed: bool, confirm_stage: Optional[str] = None) -> dict[str, Any]:
     """Print the ranked table, write the summary and best config, print the next commands.
 
     `tune_trials` maps trial ids to Tune's Trial objects; a trial that is neither TERMINATED
-    nor ERROR (Ctrl-C) marks the search as interrupted: no best config, a --resume hint.
+    nor ERROR (Ctrl-C) marks the search as interrupted: no best config, a --resume hint. A trial
+    that misses a constraint is never the best. With `confirm_stage` (a confirmation runs next)
+    the summary records the confirmation as pending, so a search killed during it resumes it.
     """
     trials = rank([trial_record(exp, r, tune_trials) for r in results], exp.space.mode)
     reference = reference_params(exp)
     for t in trials:
         t.is_reference = t.params == reference
     interrupted = len(trials) < exp.space.num_samples or any(t.status.startswith("unfinished") for t in trials)
-    best = None if interrupted else next((t for t in trials if t.usable), None)
+    best = None if interrupted else next((t for t in trials if t.usable and t.feasible is not False), None)
     pareto = search_front(exp, trials) if exp.space.multi and not interrupted else None
     print(format_table(trials, exp, pareto), flush=True)
     if pareto is not None:
@@ -39,6 +41,9 @@ def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_t
         summary["pareto"] = pareto
     if best is not None:
         note = f"Chosen from the Pareto front: {pareto['rule']}" if pareto else ""
+        if confirm_stage:
+            summary["confirmation"] = pending(exp, confirm_stage)
+            note = "Not confirmed over seeds yet (the confirmation runs next; --resume continues it if stopped)"
         summary["best_config"] = write_best_config(exp, best, note)
     write_summary(exp, summary)
     if interrupted:
@@ -57,13 +62,15 @@ def format_table(trials: list[TrialRecord], exp: Experiment, pareto: Optional[di
     short = [short_name(n) for n in names]
     more = exp.space.objectives[1:]
     on_front = set((pareto or {}).get("front", []))
-    head = ["#", "trial", *short, f"best {exp.space.metric}", *more, *(["front"] if more else []), "last", "epochs",
-            "early", "status"]
+    constrained = bool(exp.space.constraints)
+    head = ["#", "trial", *short, f"best {exp.space.metric}", *more, *(["front"] if more else []),
+            *(["constraints"] if constrained else []), "last", "epochs", "early", "status"]
     rows = []
     for i, t in enumerate(trials, 1):
         params = [fmt_value(t.params[n]) if n in t.params else "-" for n in names]
         extra = [shown(m, t.objectives.get(m)) if t.objectives else "-" for m in more]
         extra += ["yes" if t.trial_id in on_front else ""] if more else []
+        extra += ["met" if t.feasible else "missed"] if constrained else []
         rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, fmt_value(t.best_value), *extra,
                      fmt_value(t.last_value), str(t.epochs_run), "yes" if t.stopped_early else "no", t.status])
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
@@ -71,6 +78,9 @@ def format_table(trials: list[TrialRecord], exp: Experiment, pareto: Optional[di
     lines.insert(1, "-" * len(lines[0]))
     if any(t.is_reference for t in trials):
         lines.append("* the base config's own values (the reference to beat)")
+    if constrained:
+        lines.append(f"Constraints {', '.join(exp.space.constraints)} (judged at each trial's valued epoch): "
+                     "a trial that misses one cannot be the best")
     return "\n".join(["", f"Trials ranked by {exp.space.metric} ({exp.space.mode}):", *lines, ""])
 
 
@@ -101,7 +111,7 @@ def _summary(exp: Experiment, trials: list[TrialRecord], best: Optional[TrialRec
         "study": {"storage": f"sqlite:///{exp.study_db}", "study_name": exp.study_name},
         "wall_time_sec": round(wall_time_sec, 1), "resumed": resumed,
         "num_trials": len(trials), "num_stopped_early": sum(t.stopped_early for t in trials),
-        "max_epochs": exp.space.scheduler.max_t,
+        "max_epochs": exp.space.scheduler.max_t, "constraints": list(exp.space.constraints),
         "best": brief(best), "reference": brief(reference),
         "trials": [asdict(t) for t in trials],
     }
@@ -118,8 +128,10 @@ def _print_outcome(exp: Experiment, best: Optional[TrialRecord], summary: dict[s
     print(f"Summary: {summary['num_trials']} trials, {summary['num_stopped_early']} stopped early by ASHA, "
           f"{summary['wall_time_sec']:.0f} s; {exp.path}/{SUMMARY_FILE}")
     if best is None:
+        unmet = any(t.get("feasible") is False and t.get("best_value") is not None for t in summary["trials"])
         print("No trial on the Pareto front meets the constraints; see the front above." if summary.get("pareto")
-              else f"No trial finished with a finite {exp.space.metric}; see the statuses above.")
+              else f"No trial meets the constraints {', '.join(exp.space.constraints)}; no best config written."
+              if unmet else f"No trial finished with a finite {exp.space.metric}; see the statuses above.")
         return
     ref = summary["reference"]
     if ref and ref["best_value"] is not None and ref["trial_id"] != best.trial_id:
@@ -146,3 +158,14 @@ def _write_text(exp: Experiment, name: str, text: str) -> None:
     fs, root = pyarrow.fs.FileSystem.from_uri(exp.path)
     with fs.open_output_stream(f"{root}/{name}") as out:
         out.write(text.encode())
+
+
+def pending(exp: Experiment, stage: str) -> dict[str, Any]:
+    """The summary's record of a confirmation not yet done (`--resume` runs or continues it)."""
+    return {"state": "pending", "stage": stage, "dir": f"{exp.path}/{stage}"}
+
+
+def resumed_stage(summary: Optional[dict[str, Any]]) -> Optional[str]:
+    """The stage of the confirmation an earlier run of this search started and did not finish."""
+    record = (summary or {}).get("confirmation") or {}
+    return record.get("stage") if record.get("state") in ("pending", "interrupted") else None

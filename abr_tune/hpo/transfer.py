@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict
+from ..errors import notice
 from ..formatting import finite
 
 BASE_LABEL = "base"
@@ -44,6 +45,10 @@ def top_entries(summary: dict[str, Any], k: int) -> list[Entry]:
     trials = {t["trial_id"]: t for t in summary.get("trials", [])}
     base_trial = next((t for t in trials.values() if t.get("is_reference")), None)
     confirmed = (summary.get("confirmation") or {}).get("rows") or []
+    if confirmed and k > len(confirmed) - 1:  # the confirmed ones alone are fewer than asked for
+        notice(f"the search confirmed only its top {len(confirmed) - 1} over seeds; the top {k} are taken from "
+               "its ranking (one seed each)")
+        confirmed = []
     if confirmed:
         order = [(r["label"], r["mean"]) for r in confirmed if r["label"] != BASE_LABEL]
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -10,7 +11,7 @@ import yaml
 from ..config import TrainConfig, from_dict
 from ..errors import UserError
 from ..formatting import fmt_value, shell
-from .layout import SPACE_FILE, Experiment
+from .layout import DATA_FILE, SPACE_FILE, Experiment
 from .params import short_name
 from .space import SearchSpace
 from .trial import run_trial
@@ -157,6 +158,10 @@ def write_space(exp: Experiment, *, quiet: bool = False) -> None:
             out.write(text.encode())
         return
     exp.local_dir.mkdir(parents=True, exist_ok=True)  # claimed (created empty) by the planning
+    if not (exp.local_dir / DATA_FILE).exists():  # the data of the search's start; an extension keeps it
+        from ..data.fingerprint import fingerprint
+
+        (exp.local_dir / DATA_FILE).write_text(json.dumps(fingerprint(from_dict(exp.space.base).data), indent=1))
     partial = exp.local_dir / f".{SPACE_FILE}.partial"
     partial.write_text(text)
     partial.replace(exp.local_dir / SPACE_FILE)  # never half a space file

@@ -48,7 +48,7 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
     _notice_amp(cfg, run.device)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())
-    logger = RunLogger(cfg.run_dir, purge_step=run.step + 1 if resume_state else None)
+    logger = RunLogger(cfg.run_dir, resume_at=(run.epoch, run.step) if resume_state else None)
     sample_idx = pick_reference_indices(
         run.val.arrays, max(cfg.viz.num_samples, cfg.viz.num_reference_plots, cfg.trainer.sample_conditions),
         cfg.trainer.val_seed)

@@ -15,8 +15,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import RESUME_KEYS, load_checkpoint
+from ..checkpoint import RESUME_KEYS, load_checkpoint, remove_partial_saves
 from ..config import TrainConfig, config_from_raw, diff, from_dict
+from ..data.fingerprint import check_same_data
 from ..errors import UserError
 from .callbacks import CHECKPOINT_FILE, Reporter
 from .placement import RunHome, run_home
@@ -53,6 +54,9 @@ def load_resume_state(cfg: TrainConfig, reporter: Reporter | None, resume_from: 
         _check_same_run(cfg, Path(resume_from), saved)
         _check_changes(cfg, saved)
         _check_epochs_left(cfg, Path(resume_from), state)
+        check_same_data(state.get("data_fingerprint"), cfg.data, f"'{resume_from}'",
+                        "start a new run on the new data (another exp_name, without --resume)")
+        remove_partial_saves(Path(resume_from).parent)
         return state
     restore = reporter.restore_dir() if reporter is not None else None
     if not restore:

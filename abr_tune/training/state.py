@@ -12,6 +12,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import ABRArrays, Normaliser, prepare_splits
+from ..data.fingerprint import fingerprint
 from ..diffusion import Schedule
 from ..errors import UserError, notice
 from ..model import EMA, ABRTransformer, autocast_factory, load_model_weights, resolve_device
@@ -58,6 +59,7 @@ class Run:
     best_epoch: int = 0
     bad_validations: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    data_fingerprint: dict[str, Any] | None = None  # what the run trains on; a resume checks it (data.fingerprint)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +77,7 @@ class Run:
             "normaliser": self.normaliser.state_dict(),
             "rng": {"torch": torch.get_rng_state()},
             "config": self.cfg.to_dict(),
+            "data_fingerprint": self.data_fingerprint,
             "signal_unit": self.train.arrays.signal_unit,  # µV, or z for per-recording z-scored data
         }
 
@@ -129,7 +132,7 @@ def setup_run(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -
         cfg=cfg, device=device, model=model, ema=EMA(model, o.ema_decay), optimizer=optimizer,
         scheduler=scheduler, scaler=torch.amp.GradScaler(device.type, enabled=fp16),
         schedule=Schedule.cosine(cfg.diffusion.num_train_steps).to(device), normaliser=normaliser,
-        train=train, val=val, autocast=autocast_factory(cfg, device),
+        train=train, val=val, autocast=autocast_factory(cfg, device), data_fingerprint=fingerprint(cfg.data),
         val_draw=FixedDraw.make(len(val), cfg.diffusion.num_train_steps, cfg.trainer.val_seed,
                                 train.x_start.shape[-1], device),
     )

@@ -22,10 +22,16 @@ STEP_TAGS = {
 
 
 class RunLogger:
-    """Writes scalars per step and per epoch, and sample figures, to `<run_dir>` event files."""
+    """Writes scalars per step and per epoch, and sample figures, to `<run_dir>` event files.
 
-    def __init__(self, run_dir: Path, purge_step: int | None = None):
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+    `resume_at` (epoch, step) of a resumed run's checkpoint: what the run logged after it (before a
+    kill, or beyond a _best.pt resumed from) is removed first, so no epoch or step appears twice.
+    """
+
+    def __init__(self, run_dir: Path, resume_at: tuple[int, int] | None = None):
+        if resume_at is not None:
+            truncate_events(Path(run_dir), *resume_at)
+        self.writer = SummaryWriter(log_dir=str(run_dir))
 
     def step_scalars(self, step: int, losses: dict[str, float], lr: float) -> None:
         for key, tag in STEP_TAGS.items():
@@ -76,3 +82,42 @@ class RunLogger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+STEP_INDEXED = frozenset([*STEP_TAGS.values(), "train/lr"])  # logged against the global step; the rest per epoch
+
+
+def truncate_events(run_dir: Path, epoch: int, step: int) -> int:
+    """Rewrite `run_dir`'s event files without the events after `epoch` (epoch-indexed tags: val/*, samples,
+    histograms) or after `step` (STEP_INDEXED tags); returns how many were removed.
+
+    SummaryWriter's purge_step cannot do this: TensorBoard drops every event at or past one step, whatever
+    its tag, and epoch tags count epochs while step tags count optimiser steps. A record a kill cut short
+    at the end of a file is dropped too.
+    """
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    removed = 0
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        records = list(RawEventFileLoader(str(path)).Load())
+        kept = [r for r in records if not _after(event_pb2.Event.FromString(r), epoch, step)]
+        if len(kept) == len(records):
+            continue
+        removed += len(records) - len(kept)
+        partial = path.with_name(f".{path.name}.partial")
+        with open(partial, "wb") as f:
+            writer = RecordWriter(f)
+            for record in kept:
+                writer.write(record)
+            writer.flush()
+        partial.replace(path)
+    return removed
+
+
+def _after(event: object, epoch: int, step: int) -> bool:
+    tags = [v.tag for v in event.summary.value] if event.HasField("summary") else []
+    if not tags:
+        return False  # the file's version record, session logs
+    return event.step > (step if tags[0] in STEP_INDEXED else epoch)

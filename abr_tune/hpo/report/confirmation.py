@@ -11,6 +11,13 @@ from ..confirm import BASE_LABEL, verdict_of
 def confirmation_blocks(summary: dict[str, Any], metric: str) -> list[tuple[str, Any]]:
     """Document blocks (kind, payload) for `summary["confirmation"]`; none when the search did not confirm."""
     confirmation = summary.get("confirmation")
+    if confirmation and confirmation.get("state") in ("pending", "interrupted"):  # no verdict to show
+        done = f" ({confirmation['runs_finished']} of {confirmation['runs']} runs finished)" \
+            if "runs" in confirmation else ""
+        return [("h2", "Confirmation over seeds"),
+                ("p", f"The confirmation did not finish{done}, so it has no verdict; `best_config.yaml` is the "
+                      f"search's unconfirmed pick. Continue it with `python -m abr_tune.search --resume "
+                      f"{summary.get('experiment_dir', '<experiment>')}`.")]
     if not confirmation:
         return []
     seeds = ", ".join(map(str, confirmation["seeds"]))

@@ -115,11 +115,17 @@ def _outcome(result: SearchResult) -> list[str]:
             line += f"; the base config (trial `{ref['trial_id']}`) scored {_fmt(ref['best_value'])} ({change:+.1f}%)"
         elif ref is not None and ref["trial_id"] == best["trial_id"]:
             line += ": the base config itself; no searched values beat it"
+        if result.space.constraints and not result.space.multi:
+            line += f"; meets the constraints {', '.join(f'`{c}`' for c in result.space.constraints)}"
         lines += [line, *([] if nothing_met else multi)]
-        if s.get("confirmation"):
+        if (s.get("confirmation") or {}).get("verdict"):
             lines.append(f"{s['confirmation']['verdict']} (seeds {', '.join(map(str, s['confirmation']['seeds']))})")
     elif s.get("interrupted"):
         lines.append("No best trial yet: the search was interrupted before every trial finished.")
+    elif result.space.constraints and any(t.get("feasible") is False and t["best_value"] is not None
+                                          for t in result.trials) and not nothing_met:
+        lines.append(f"No best trial: no trial meets the constraints "
+                     f"{', '.join(f'`{c}`' for c in result.space.constraints)}.")
     elif not nothing_met:
         lines.append(f"No best trial: no trial finished with a finite {metric}.")
     lines.append(f"Trials: {c['run']} run of {result.space.num_samples}: {c['completed']} ran to max_t, "
@@ -143,7 +149,9 @@ def _settings(result: SearchResult) -> list[list[str]]:
     return [
         ["objectives (primary first)", ", ".join(f"`{n}` ({m})" for n, m in zip(sp.objectives, sp.modes, strict=True))
          + (f"; constraints {', '.join(f'`{c}`' for c in sp.constraints)}" if sp.constraints else "")]
-        if sp.multi else ["metric", f"`{sp.metric}` ({sp.mode})"],
+        if sp.multi else ["metric", f"`{sp.metric}` ({sp.mode})"
+                          + (f"; constraints {', '.join(f'`{c}`' for c in sp.constraints)} (the best must meet them)"
+                             if sp.constraints else "")],
         ["trials (num_samples)", f"{sp.num_samples}, at most {sp.max_concurrent} at once"],
         ["searcher", f"Optuna {search.sampler.upper() if search.sampler == 'tpe' else search.sampler}, seed "
                      f"{search.seed}, {search.n_startup_trials} random start-up trials; points to evaluate: {points}"],
@@ -175,7 +183,8 @@ def _top_table(result: SearchResult) -> tuple[list[str], list[list[str]]]:
         trial = f"`{t['trial_id']}`" + (" (base)" if t.get("is_reference") else "")
         rows.append([str(i), trial, *[_fmt(t["params"].get(n)) for n in names], _fmt(t["best_value"]),
                      *[_fmt((t.get("objectives") or {}).get(m)) for m in more],
-                     _fmt(t["best_epoch"]), str(t["epochs_run"]), str(t["status"])])
+                     _fmt(t["best_epoch"]), str(t["epochs_run"]),
+                     str(t["status"]) + ("; misses a constraint" if t.get("feasible") is False else "")])
     return head, rows
 
 
