@@ -3,8 +3,8 @@
 - Unit: a scalp ABR spans ~0.1-10 µV peak to peak (Hall, New Handbook of Auditory Evoked Responses,
   2007; mouse ABRs reach a few µV), so a median peak-to-peak below MIN_PTP_UV or above MAX_PTP_UV
   is a unit mistake. The upper bound is 100 µV, not 1 mV: the BioSigRZ development recordings have
-  a median of 0.55 µV, which stored in nV (553) would pass a 1 mV bound as µV: the factor (V, mV, nV) that brings it nearest 1 µV is named, with the fix
-  `data.signal_scale`.
+  a median of 0.55 µV, which stored in nV (553) would pass a 1 mV bound as µV. The factor (V, mV,
+  nV) that brings it nearest 1 µV is named, with the fix `data.signal_scale`.
 - Flat: a record whose every sample is equal (all zero: nothing was recorded) is dropped.
 - Artifacts: a record whose peak-to-peak exceeds `data.artifact_reject` (default 10) times the median
   of the records sharing its conditions (the whole data's median when fewer than MIN_GROUP share them)
