@@ -213,6 +213,9 @@ def _float32(values: np.ndarray) -> np.ndarray:
 
 def _patient_ids(ids: np.ndarray, path: Path) -> np.ndarray:
     _check(ids.ndim == 1, f"'{path}': patient_id must be one value per recording, got shape {ids.shape}")
+    missing = ~np.isfinite(ids) if ids.dtype.kind == "f" else \
+        np.array([i is None or str(i).strip() in ("", "nan", "None") for i in ids.tolist()], dtype=bool)
+    _check_finite_rows(missing, f"'{path}': patient_id is missing in", "give every recording its patient")
     if ids.dtype.kind in "iu" or (ids.dtype.kind == "f" and np.isfinite(ids).all() and (ids == np.round(ids)).all()):
         return ids.astype(np.int64)
     if ids.dtype.kind in "US" or (ids.dtype.kind == "O" and all(isinstance(i, (str, int, np.integer)) for i in ids)):
