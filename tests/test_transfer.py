@@ -30,8 +30,15 @@ def test_top_entries_follow_the_ranking_then_the_base():
 def test_top_entries_follow_the_confirmed_order_when_there_is_one():
     confirmation = {"rows": [{"label": "c", "mean": 0.49}, {"label": BASE_LABEL, "mean": 0.52},
                              {"label": "a", "mean": 0.505}]}
-    entries = top_entries(_summary(confirmation), 3)
+    entries = top_entries(_summary(confirmation), 2)
     assert [(e.label, e.search_value) for e in entries] == [("c", 0.49), ("a", 0.505), (BASE_LABEL, 0.52)]
+
+
+def test_more_than_the_confirmed_are_taken_from_the_search_ranking(capsys):
+    confirmation = {"rows": [{"label": "c", "mean": 0.49}, {"label": BASE_LABEL, "mean": 0.52}]}
+    entries = top_entries(_summary(confirmation), 2)
+    assert [(e.label, e.search_value) for e in entries] == [("a", 0.50), ("b", 0.51), (BASE_LABEL, 0.53)]
+    assert "confirmed only its top 1 over seeds; the top 2 are taken from its ranking" in capsys.readouterr().err
 
 
 def test_rank_agreement_known_answers():
