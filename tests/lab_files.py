@@ -17,7 +17,7 @@ CLICK_VARS = [("Level", "dB"), ("Duration", "ms"), ("Phase", ""), ("Atten-A", "d
 
 def arf_group(subject: str, variables: list[tuple[str, str]], records: list[dict], memo: str = "") -> dict:
     """One group: `records` hold 'volts' (the stored values), 'values' (one per variable), and optionally
-    'gain', 'n_averages', 'period_us'."""
+    'gain', 'n_averages', 'period_us' and 'cursors' (up to ten (time ms, value, label); the rest unset)."""
     return {"subject": subject, "variables": variables, "records": records, "memo": memo}
 
 
@@ -48,7 +48,8 @@ def write_arf(path: Path, groups: list[dict]) -> Path:
             rh += struct.pack("<3h", 1, rec.get("n_averages", 512), 0) + struct.pack("<qq", 0, 0)
             rh += struct.pack("<10f", *values)
             assert len(rh) == 102
-            cursors = struct.pack("<9f", -1.0, *[0.0] * 8) * 10
+            cursors = b"".join(_cursor(*c) for c in rec.get("cursors", []))
+            cursors += struct.pack("<9f", -1.0, *[0.0] * 8) * (10 - len(rec.get("cursors", [])))
             chunk += rh + cursors + volts.tobytes()
         body += chunk
         at += len(chunk)
@@ -60,6 +61,11 @@ def write_arf(path: Path, groups: list[dict]) -> Path:
     data = header + body
     path.write_bytes(data)
     return path
+
+
+def _cursor(time_ms: float, value: float, label: str) -> bytes:
+    """One 36-byte cursor as BioSigRZ stores a set one: time, value, label (20 chars), screen x/y, 4 flag bytes."""
+    return struct.pack("<ff", time_ms, value) + label.encode("latin-1").ljust(20, b"\0") + struct.pack("<hh4x", 10, -10)
 
 
 def write_biosig_csv(path: Path, rows: list[dict], tone: bool = True) -> Path:

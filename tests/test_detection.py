@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from arf_marks import read_records
-from epl_marks import EPL_FS, read_epl, read_marks
 from mouse_like import FS, LENGTH, band_limited_noise, level_series, waves
 
+from abr_tune.data.arf import read_arf
+from abr_tune.data.epl import read_epl, read_epl_marks
 from abr_tune.physiology.detection import R_MIN, detect_series, level_series_r, series_truth, thresholds
 from abr_tune.physiology.measures import detect_response
 from abr_tune.physiology.peaks import pick_primary
@@ -78,19 +78,23 @@ def test_series_truth_groups_a_patients_records_by_age_and_rate_not_by_level_or_
 
 @pytest.mark.skipif(not EPL.is_dir(), reason="development data absent (../shared/data)")
 def test_wave_i_and_detection_against_the_expert_marks_of_the_epl_recording():
-    levels, signals = read_epl(EPL / "CAP-139-5")
-    marks = read_marks(EPL / "CAP-139-5-16.0kHz-analyzed.txt")
-    mark_ms = np.array([marks[level][0] for level in levels])
+    records = read_epl(EPL / "CAP-139-5")
+    levels = np.array([r.level_db_spl for r in records])
+    signals = np.stack([r.signal_uv for r in records])
+    rate = records[0].sample_rate_hz  # 100 kHz (10 µs sampling)
+    marks = read_epl_marks(EPL / "CAP-139-5-16.0kHz-analyzed.txt")
+    p1 = dict(zip(marks.levels.tolist(), marks.latency_ms["P1"].tolist(), strict=True))
+    mark_ms = np.array([p1[level] for level in levels])  # NaN where the expert marked no P1
     # The expert's P1 amplitude drops from 2.6 at 25 dB to 0.03-0.51 below, no larger than at 0 dB (0.41):
     # the expert's responses are the levels >= 25 dB (the file sets no threshold).
     expert = levels >= 25
     # This system's delay: the expert's P1 at 80 dB (1.79 ms) after the mouse literature's ~1.4 ms.
     profile = resolve_profile("mouse", delay_ms=0.4)
-    latency, _ = pick_primary(signals, EPL_FS, profile)
+    latency, _ = pick_primary(signals, rate, profile)
     assert np.abs(latency - mark_ms)[expert].max() < 0.02  # 8 of 8 levels, measured <= 0.005 ms
     assert np.isnan(latency[~expert]).all()  # below: no wave I claimed (the old window picked noise there)
-    np.testing.assert_array_equal(detect_response(signals, EPL_FS, profile), expert)  # 13 of 13 levels
-    series = detect_series(signals, levels, np.zeros(len(levels)), EPL_FS, profile)
+    np.testing.assert_array_equal(detect_response(signals, rate, profile), expert)  # 13 of 13 levels
+    series = detect_series(signals, levels, np.zeros(len(levels)), rate, profile)
     assert (series == expert).sum() == 12 and series[levels == 20].all()  # r 0.75 with 25 dB at 20 dB
     assert thresholds(levels, np.zeros(len(levels)), series) == {0.0: 20.0}  # one 5 dB step below the expert's
 
@@ -101,8 +105,8 @@ def biosig():
     flags and the wave I cursor mark (NaN where unmarked)."""
     rows = []
     for path in sorted(TDT.rglob("*.arf")):
-        for rec in read_records(path):
-            rows.append((rec.signal_uv, rec.level_db, f"{path}|{rec.frequency_hz:g}", rec.frequency_hz == 0,
+        for rec in read_arf(path):
+            rows.append((rec.signal_uv, rec.level_db_spl, f"{path}|{rec.frequency_hz:g}", rec.frequency_hz == 0,
                          rec.marks.get("I", np.nan), rec.sample_rate_hz))
     signals, levels, series, click, mark, rate = (np.array(c) for c in zip(*rows, strict=True))
     assert np.ptp(rate) < 1e-3

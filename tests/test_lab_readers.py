@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from conftest import ROOT
@@ -41,6 +43,18 @@ def test_arf_reads_tone_and_click_groups_in_microvolts(tmp_path):
     assert records[0].variables == {"Freq": 8000.0, "Level": 90.0, "Atten-A": 0.0, "Phase": 270.0}
     assert (records[0].subject_id, records[0].memo, records[2].subject_id) == ("1282", "left ear", "1283")
     assert records[2].stimulus == "click" and records[0].stimulus == "8000 Hz"
+
+
+def test_arf_reads_the_set_labelled_cursors_as_marks(tmp_path):
+    cursors = [(1.52, 3e-9, "I"), (-1.0, 0.0, "II"),  # a labelled cursor left unset: no mark
+               (2.9, -1e-9, "III"), (2.0, 0.0, ""),  # a set cursor without a label: no mark
+               (3.1, 0.0, "I"), (0.0, 0.0, "IV")]  # a second "I": the first counts; 0 ms is a time
+    records = [{"volts": _volts(), "values": [8000.0, 90.0, 0.0, 0.0], "cursors": cursors},
+               {"volts": _volts(), "values": [8000.0, 70.0, 0.0, 0.0]}]
+    read = read_arf(write_arf(tmp_path / "marked.arf", [arf_group("1282", TONE_VARS, records)]))
+    assert [r.marks for r in read] == [{"I": 1.52, "III": 2.9, "IV": 0.0}, {}]
+    np.testing.assert_allclose(read[0].signal_uv, records[0]["volts"].astype(np.float64) * 1e6 * 20.0, atol=1e-12)
+    assert read_epl(write_epl(tmp_path / "ABR-1-1", [10.0], RNG.normal(size=(1, 20))))[0].marks == {}
 
 
 def test_arf_group_without_records_reads_as_none(tmp_path):
@@ -132,6 +146,15 @@ def test_arf_reproduces_biosigrz_csv_export():
     assert [(r.level_db_spl, r.frequency_hz) for r in arf] == [(r.level_db_spl, r.frequency_hz) for r in export]
     assert max(np.abs(a.signal_uv - e.signal_uv).max() for a, e in zip(arf, export, strict=True)) < 1e-4
     assert {r.sample_rate_hz for r in arf} == {24414.0625}
+    assert not any(r.marks for r in arf)  # the export's cursor columns T1..T10 are all -1 (unset)
+
+
+@needs_data
+def test_arf_development_files_cursor_marks():
+    marks = [r.marks for path in sorted((DATA / "tdt-samp8-dev").rglob("*.arf")) for r in read_arf(path)]
+    labels = Counter(label for m in marks for label in m)
+    assert len(marks) == 4559 and labels == {"I": 132, "II": 28, "III": 3, "IV": 2}
+    assert all(0 < t < 10.0 for m in marks for t in m.values())  # within the records' 10 ms (244 points)
 
 
 @needs_data

@@ -13,6 +13,9 @@ against BioSigRZ's own CSV export of the same file to 1e-4 µV):
   averages at 42 as int16; the ten variable values at 62 as float32), ten 36-byte cursors, then the
   points (float32). Some published readers take the cursors to follow the points; the export shows
   they precede them (read after the header, the first 90 "points" are the cursors' -1/0 pattern).
+  A cursor is a mark the analyst set on the trace in BioSigRZ: time (ms, -1 = unset) and value
+  (float32 each), its label (20 chars, e.g. "I" for wave I), then its screen position and flags
+  (8 bytes, not read). The export prints the times and values (T1..T10, V1..V10) but not the labels.
 Stored values are volts at the amplifier's output before its gain; like the export's `Data(uv)`, a
 record in µV is value × 1e6 × the record's gain. `n_averages` is the record's own count (8 for a
 run stopped early, where the CSV export of the same file says 512). A click group has no `Freq` variable: its records
@@ -32,7 +35,9 @@ from .recording import CLICK_HZ, Record, check_plausible, sample_rate_from_perio
 FILE_HEADER = struct.Struct("<3h200i2000ii")
 GROUP_HEADER = struct.Struct("<3h16s16s16s50sqq100s100s" + "15s" * 10 + "5s" * 10 + "fihi92s")
 RECORD_HEADER = struct.Struct("<hhqhhBcHfffffhhhqq10f")
-CURSOR_BYTES = 10 * 36
+CURSOR = struct.Struct("<ff20s8x")
+N_CURSORS = 10
+CURSOR_BYTES = N_CURSORS * CURSOR.size
 RP_GROUP_HEADER = GROUP_HEADER.size - 8  # BioSigRP: the group's two times are int32
 UNUSED_VARIABLE = ".........."  # BioSigRZ names an unused variable slot with dots
 MAX_POINTS = 1_000_000
@@ -116,5 +121,17 @@ def _read_record(data: bytes, at: int, names: list[str], where: tuple[int, int],
         "n_averages": int(n_averages),
         "gain": gain,
         "variables": variables,
+        "marks": _marks(data, at + RECORD_HEADER.size),
     }
     return record, end
+
+
+def _marks(data: bytes, at: int) -> dict[str, float]:
+    """{label: time ms} of the set, labelled cursors starting at byte `at`; where two cursors share a
+    label, the first (lowest-numbered) one counts."""
+    marks: dict[str, float] = {}
+    for time_ms, _, label in CURSOR.iter_unpack(data[at:at + CURSOR_BYTES]):
+        name = _text(label)
+        if time_ms >= 0 and name:  # BioSigRZ writes -1 for an unset cursor
+            marks.setdefault(name, float(str(np.float32(time_ms))))
+    return marks

@@ -19,7 +19,8 @@ CLICK_HZ = 0.0  # a click's stimulus frequency: 0, so clicks and tones share one
 @dataclass(frozen=True)
 class Record:
     """One averaged response. `frequency_hz` is CLICK_HZ (0) for a click; `gain` is NaN where the format
-    does not store it; `variables` are the stimulus variables as the file names them ({'Level': 90.0, ...})."""
+    does not store it; `variables` are the stimulus variables as the file names them ({'Level': 90.0, ...});
+    `marks` are the peak marks the file stores with the record (BioSigRZ's labelled cursors; empty elsewhere)."""
 
     signal_uv: np.ndarray  # (T,) float64, µV
     sample_rate_hz: float
@@ -32,6 +33,7 @@ class Record:
     memo: str = ""
     refs: tuple[str, ...] = ()  # further subject reference fields (BioSigRZ's Sub. Ref-1, Sub. Ref-2)
     group: int = 0  # the record's group (BioSigRZ) within its file
+    marks: dict[str, float] = field(default_factory=dict)  # an analyst's peak marks: label ('I') -> time ms
 
     @property
     def stimulus(self) -> str:

@@ -6,8 +6,9 @@ told apart, 1.0 that they always can. The classifier is deliberately fixed (feat
 and regularisation never change between runs or checkpoints) so that accuracies are
 comparable across runs, configs and searches: L2-regularised logistic regression on
 standardised features — the waveform (every 4th sample), its log-magnitude spectrum up to
-3 kHz, and all products of degree ≤ 2 of the peak picker's wave V latency and amplitude (with
-a found flag) and the conditions (age and Fmp through log1p). The products let a linear model
+3 kHz, and all products of degree ≤ 2 of the peak picker's primary-wave latency and amplitude
+(with a found flag; the species profile's primary wave, `physiology.profiles`: wave V for
+human, wave I for mouse) and the conditions (age and Fmp through log1p). The products let a linear model
 judge a latency against its condition (the latency–intensity function); the conditions alone
 carry no label information because both sets share them. Folds are grouped by patient: a
 generated waveform belongs to the patient whose recording's condition it was generated for,
@@ -21,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..physiology.peaks import pick_wave_v
+from ..physiology.peaks import pick_primary
+from ..physiology.profiles import HUMAN, Profile
 
 FOLDS = 5
 WAVEFORM_STRIDE = 4  # every 4th sample (0.2 ms at 20 kHz): shape at a quarter of the features
@@ -30,15 +32,16 @@ SPECTRUM_MAX_HZ = 3000.0
 Z_95 = 1.959963984540054
 
 
-def features(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, clinic: bool = True) -> np.ndarray:
+def features(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, clinic: bool = True,
+             profile: Profile = HUMAN) -> np.ndarray:
     """(N, F) features of (N, T) waveforms in µV with their raw (N, 4) clinic conditions (log1p of age and Fmp),
-    or with `clinic` False any (N, K) numeric conditions as they are."""
+    or with `clinic` False any (N, K) numeric conditions as they are; peaks of the `profile`'s primary wave."""
     from sklearn.preprocessing import PolynomialFeatures
 
     x = np.asarray(signals_uv, dtype=np.float64)
     freqs = np.fft.rfftfreq(x.shape[1], 1.0 / sample_rate_hz)
     spectrum = np.log(np.abs(np.fft.rfft(x, axis=1))[:, freqs <= SPECTRUM_MAX_HZ] + 1e-4)
-    latency, amplitude = pick_wave_v(x, sample_rate_hz)
+    latency, amplitude = pick_primary(x, sample_rate_hz, profile)
     found = np.isfinite(latency)
     peak = np.stack([found.astype(float), np.where(found, latency, 0.0), np.where(found, amplitude, 0.0)], axis=1)
     s = np.asarray(static_raw, dtype=np.float64)
@@ -59,8 +62,9 @@ def wilson_interval(correct: int, n: int) -> tuple[float, float]:
 
 
 def c2st(real_uv: np.ndarray, generated_uv: np.ndarray, static_raw: np.ndarray, patient_id: np.ndarray,
-         sample_rate_hz: float, seed: int = 0, clinic: bool = True) -> dict[str, Any]:
-    """Accuracy (with its 95% interval) of the fixed classifier telling `generated_uv` from `real_uv`.
+         sample_rate_hz: float, seed: int = 0, clinic: bool = True, profile: Profile = HUMAN) -> dict[str, Any]:
+    """Accuracy (with its 95% interval) of the fixed classifier telling `generated_uv` from `real_uv`, its peak
+    features measured on the `profile`'s primary wave.
 
     Row i of both (N, T) sets has the condition `static_raw[i]` and belongs to `patient_id[i]`;
     every row is scored once, by the fold that did not train on its patient.
@@ -71,8 +75,8 @@ def c2st(real_uv: np.ndarray, generated_uv: np.ndarray, static_raw: np.ndarray, 
 
     if len(generated_uv) != len(real_uv):
         raise ValueError("C2ST compares one generated waveform per recording (same conditions, same order)")
-    x = np.concatenate([features(real_uv, static_raw, sample_rate_hz, clinic),
-                        features(generated_uv, static_raw, sample_rate_hz, clinic)])
+    x = np.concatenate([features(real_uv, static_raw, sample_rate_hz, clinic, profile),
+                        features(generated_uv, static_raw, sample_rate_hz, clinic, profile)])
     y = _labels(len(real_uv))
     folds = patient_folds(patient_id, seed)
     predicted = np.empty_like(y)

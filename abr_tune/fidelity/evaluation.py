@@ -19,9 +19,10 @@ from ..data import ABRArrays, load_arrays, prepare_splits
 from ..data.request import matching_rows
 from ..errors import UserError
 from ..formatting import finite, json_safe
+from ..physiology.profiles import HUMAN, Profile
 from ..physiology.ranges import CFG_SCALE, DDIM_ETA, SEED_MAX, check_count, check_in_range
 from .metrics import class_metrics, fidelity_metrics, ideal_metrics, oracle_metrics, truth_description
-from .summary import AGREEMENT, PHYSIOLOGY, relative_to_oracle, summary_markdown
+from .summary import PHYSIOLOGY, agreement_columns, relative_to_oracle, summary_markdown
 
 SPLITS = ("train", "val", "test", "all")
 DEFAULT_SCALES = (1.0, 1.5, 2.0)
@@ -106,7 +107,7 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     report["conditions"] = sampler.normaliser.conditions.state_dict()  # names, units and categories it conditions on
     report["sample_rate_hz"], report["window_start_ms"] = cfg.data.effective_rate_hz, split.start_ms
     if out_dir is not None:
-        write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.effective_rate_hz)
+        write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.effective_rate_hz, cfg.profile)
     return report
 
 
@@ -180,18 +181,20 @@ def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArray
         "by_cfg_scale": by_scale,
         "oracle": oracle,
         "ideal": ideal,  # a perfect conditional generator (synthetic data), None otherwise
-        "relative_to_oracle": relative_to_oracle(by_scale, oracle),
-        "ideal_relative_to_oracle": relative_to_oracle({"ideal": ideal}, oracle)["ideal"] if ideal else None,
-        "best_cfg_scale": _best_scales(by_scale),
+        "relative_to_oracle": relative_to_oracle(by_scale, oracle, profile.primary),
+        "ideal_relative_to_oracle": relative_to_oracle({"ideal": ideal}, oracle, profile.primary)["ideal"]
+        if ideal else None,
+        "best_cfg_scale": _best_scales(by_scale, agreement_columns(profile.primary, tuple(profile.waves))),
         "by_class": {f"{r.scale:g}": class_metrics(r.signals, split, idx, sr, profile) for r in runs}
         if split.target is not None else {},
     }
 
 
-def _best_scales(by_scale: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """Per metric with a direction, the CFG scale that scores best (None when no scale has a value)."""
+def _best_scales(by_scale: dict[str, dict[str, Any]], agreement: tuple) -> dict[str, float | None]:
+    """Per metric with a direction (the profile's `agreement` columns and PHYSIOLOGY), the CFG scale that
+    scores best (None when no scale has a value)."""
     best: dict[str, float | None] = {}
-    for key, _, _, better in (c for c in (*AGREEMENT, *PHYSIOLOGY) if c[3]):
+    for key, _, _, better in (c for c in (*agreement, *PHYSIOLOGY) if c[3]):
         scored = {s: m[key] for s, m in by_scale.items() if finite(m[key])}
         choose = max if better == "max" else min
         best[key] = float(choose(scored, key=scored.get)) if scored else None
@@ -199,7 +202,7 @@ def _best_scales(by_scale: dict[str, dict[str, Any]]) -> dict[str, float | None]
 
 
 def write_outputs(out: Path, report: dict[str, Any], split: ABRArrays, idx: np.ndarray, runs: list[Generated],
-                  sample_rate_hz: float) -> list[Path]:
+                  sample_rate_hz: float, profile: Profile = HUMAN) -> list[Path]:
     """metrics.json, summary.md, one waveform grid per CFG scale, latency_intensity.png, error_histograms.png."""
     import matplotlib.pyplot as plt
 
@@ -208,7 +211,7 @@ def write_outputs(out: Path, report: dict[str, Any], split: ABRArrays, idx: np.n
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in evaluation_figures(report, split, idx, [(r.scale, r.signals) for r in runs],
-                                        sample_rate_hz).items():
+                                        sample_rate_hz, profile).items():
         fig.savefig(out / name, dpi=120)
         plt.close(fig)
         written.append(out / name)

@@ -1,4 +1,5 @@
-"""Figures of an evaluation: waveform grids per CFG scale, wave V latency against intensity, error histograms."""
+"""Figures of an evaluation: waveform grids per CFG scale, the primary wave's latency against intensity (wave V
+for human, I for mouse: `physiology.profiles`), error histograms."""
 
 from __future__ import annotations
 
@@ -9,20 +10,23 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..data import ABRArrays, pick_reference_indices
-from ..physiology.peaks import pick_wave_v
+from ..physiology.peaks import pick_primary
+from ..physiology.profiles import HUMAN, Profile
 from ..viz.grid import label_grid, panel_grid
 from ..viz.waveforms import GENERATED_COLOR, REFERENCE_COLOR, waveform_grid
-from .metrics import pearson_r, reference_targets
+from .metrics import pearson_r, reference_targets, split_truth
 from .summary import cell
 
 ORACLE_COLOR = "0.55"
 GRID_PANELS = 8  # conditions in each waveform grid, spread across intensities
 
 def evaluation_figures(report: dict[str, Any], split: ABRArrays, idx: np.ndarray,
-                       runs: list[tuple[float, np.ndarray]], sample_rate_hz: float) -> dict[str, Figure]:
+                       runs: list[tuple[float, np.ndarray]], sample_rate_hz: float,
+                       profile: Profile = HUMAN) -> dict[str, Figure]:
     """File name → figure: one waveform grid per CFG scale, the latency–intensity plot, error histograms.
 
-    `runs` is [(CFG scale, (K, M, T) µV samples of the M conditions at `idx`)].
+    `runs` is [(CFG scale, (K, M, T) µV samples of the M conditions at `idx`)]; latencies are the `profile`'s
+    primary wave's, against the same truth as the metrics (`fidelity.metrics.reference_targets`).
     """
     ref = split.subset(idx)
     shown = np.unique(pick_reference_indices(ref, GRID_PANELS, report["seed"]))
@@ -34,21 +38,24 @@ def evaluation_figures(report: dict[str, Any], split: ABRArrays, idx: np.ndarray
         ref.static[shown], sample_rate_hz, f"Generated (EMA, DDIM, CFG {s:g}) vs recorded ABRs by intensity",
         unit=split.signal_unit, titles=None if titles is None else [titles[i] for i in shown],
         start_ms=split.start_ms) for s, signals in runs}
-    ref = ref.measured()
-    rows = [(s, _per_waveform(signals, ref, sample_rate_hz)) for s, signals in runs]
+    ref, whole = ref.measured(), split_truth(split.measured(), sample_rate_hz, profile)
+    truth = None if whole is None else whole[idx]
+    rows = [(s, _per_waveform(signals, ref, sample_rate_hz, profile, truth)) for s, signals in runs]
+    wave = profile.primary
     figures["latency_intensity.png"] = latency_intensity_figure([
         (_li_title(report["by_cfg_scale"][f"{s:g}"], s), np.tile(ref.static[:, 1], report["repeats"]),
-         r["truth_ms"], r["latency_v_ms"]) for s, r in rows], split.conditions.axis_label("intensity"))
+         r["truth_ms"], r["latency_primary_ms"]) for s, r in rows], split.conditions.axis_label("intensity"), wave)
     figures["error_histograms.png"] = error_histograms_figure(
-        [(f"CFG {s:g}", r) for s, r in rows], _per_waveform(ref.signals[None], ref, sample_rate_hz, oracle=True),
-        report["oracle"]["corr"])
+        [(f"CFG {s:g}", r) for s, r in rows],
+        _per_waveform(ref.signals[None], ref, sample_rate_hz, profile, truth, oracle=True), report["oracle"]["corr"],
+        wave)
     return figures
 
 
 def latency_intensity_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
-                             intensity_label: str = "intensity (dB nHL)") -> Figure:
-    """One panel per (title, intensity dB, true latency ms, generated latency ms): points and per-level means;
-    the x axis says the intensity's unit as the data declares it."""
+                             intensity_label: str = "intensity (dB nHL)", wave: str = "V") -> Figure:
+    """One panel per (title, intensity dB, true latency ms, generated latency ms) of `wave`: points and per-level
+    means; the x axis says the intensity's unit as the data declares it."""
     fig, axes = panel_grid(len(panels), (4.2, 3.4), sharex=True, sharey=True)
     for ax, (title, intensity, truth, generated) in zip(axes.flat[: len(panels)], panels, strict=True):
         for latency, label, color, marker in ((truth, "truth", REFERENCE_COLOR, "o"),
@@ -60,23 +67,23 @@ def latency_intensity_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.25)
         ax.tick_params(labelsize=8)
-    label_grid(axes, intensity_label, "wave V latency (ms)", fontsize=9)
+    label_grid(axes, intensity_label, f"wave {wave} latency (ms)", fontsize=9)
     axes.flat[0].legend(fontsize=8, loc="upper right")
-    fig.suptitle("Wave V latency–intensity function, generated vs truth\n(slopes: least-squares fit with rate "
-                 "and age, on the conditions where both have a wave V)", fontsize=10)
+    fig.suptitle(f"Wave {wave} latency–intensity function, generated vs truth\n(slopes: least-squares fit with rate "
+                 f"and age, on the conditions where both have a wave {wave})", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def error_histograms_figure(series: list[tuple[str, dict[str, np.ndarray]]], oracle: dict[str, np.ndarray],
-                            corr_ceiling: float) -> Figure:
-    """Wave V latency error (ms), amplitude error (%) and Pearson r per waveform; one step line per CFG scale.
+                            corr_ceiling: float, wave: str = "V") -> Figure:
+    """`wave`'s latency error (ms), amplitude error (%) and Pearson r per waveform; one step line per CFG scale.
 
     `series` is [(label, {"latency_ms", "amplitude_pct", "corr"}), ...]; `oracle` holds the
     peak picker's own errors on the reference recordings (same keys but corr).
     """
-    panels = (("latency_ms", "wave V latency error, generated − truth (ms)", "density (1/ms)"),
-              ("amplitude_pct", "wave V amplitude error (% of truth)", "density (1/%)"),
+    panels = (("latency_ms", f"wave {wave} latency error, generated − truth (ms)", "density (1/ms)"),
+              ("amplitude_pct", f"wave {wave} amplitude error (% of truth)", "density (1/%)"),
               ("corr", "Pearson r, generated vs recording", "density"))
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
     colors = plt.cm.plasma(np.linspace(0.05, 0.8, max(1, len(series))))
@@ -91,7 +98,7 @@ def error_histograms_figure(series: list[tuple[str, dict[str, np.ndarray]]], ora
             if v.size:
                 ax.hist(v, bins=bins, density=True, histtype="step", lw=1.6, color=color, label=label)
             else:
-                ax.plot([], [], color=color, label=f"{label} (no wave V found)")
+                ax.plot([], [], color=color, label=f"{label} (no wave {wave} found)")
         if key == "corr":
             ax.axvline(corr_ceiling, color="k", ls="--", lw=1, label=f"noise ceiling (mean {corr_ceiling:.2f})")
         ax.set_xlabel(xlabel, fontsize=9)
@@ -120,16 +127,16 @@ def _bins(values: np.ndarray, key: str) -> np.ndarray:
     return np.linspace(-half, half, 41)
 
 
-def _per_waveform(signals: np.ndarray, ref: ABRArrays, sample_rate_hz: float,
-                  oracle: bool = False) -> dict[str, np.ndarray]:
-    """Per generated waveform (repeat-major): wave V latency, its truth, errors (ms, %), Pearson r (not for
-    the `oracle`, the recordings themselves, whose r with themselves is 1)."""
+def _per_waveform(signals: np.ndarray, ref: ABRArrays, sample_rate_hz: float, profile: Profile,
+                  truth: np.ndarray | None, oracle: bool = False) -> dict[str, np.ndarray]:
+    """Per generated waveform (repeat-major): the primary wave's latency, its truth, errors (ms, %), Pearson r
+    (not for the `oracle`, the recordings themselves, whose r with themselves is 1)."""
     repeats = signals.shape[0]
     flat = signals.reshape(-1, signals.shape[-1])
-    targets, _ = reference_targets(ref, sample_rate_hz)
-    truth_ms, truth_uv = (np.tile(t, repeats) for t in targets["V"])
-    latency, amplitude = pick_wave_v(flat, sample_rate_hz)
-    rows = {"latency_v_ms": np.where(np.isfinite(truth_ms), latency, np.nan), "truth_ms": truth_ms,
+    targets, _ = reference_targets(ref, sample_rate_hz, profile, truth)
+    truth_ms, truth_uv = (np.tile(t, repeats) for t in targets[profile.primary])
+    latency, amplitude = pick_primary(flat, sample_rate_hz, profile)
+    rows = {"latency_primary_ms": np.where(np.isfinite(truth_ms), latency, np.nan), "truth_ms": truth_ms,
             "latency_ms": latency - truth_ms, "amplitude_pct": 100.0 * (amplitude - truth_uv) / truth_uv}
     if not oracle:
         rows["corr"] = pearson_r(flat, np.tile(ref.signals, (repeats, 1)))

@@ -164,22 +164,25 @@ def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray
     real = real_spread_uv(split.signals, split.static, split.patient_id, idx)
     out.update(diversity_scores(generated_uv, real))
     out["diversity_noise_floor_uv"] = float(noise_floor_uv(ref.signals, ref.static[:, 3]).mean())
-    out.update(realism(ref.signals, generated_uv[0], ref, sample_rate_hz))
+    out.update(realism(ref.signals, generated_uv[0], ref, sample_rate_hz, profile))
     return out
 
 
-def realism(real_uv: np.ndarray, generated_uv: np.ndarray, ref: ABRArrays, sample_rate_hz: float) -> dict[str, float]:
+def realism(real_uv: np.ndarray, generated_uv: np.ndarray, ref: ABRArrays, sample_rate_hz: float,
+            profile: Profile = HUMAN) -> dict[str, float]:
     """C2ST accuracy (and its 95% interval) of telling `generated_uv` from `real_uv`, row i of both having
-    the condition and patient of `ref`'s row i; NaN with fewer than two patients."""
+    the condition and patient of `ref`'s row i, peak features on the `profile`'s primary wave; NaN with fewer
+    than two patients."""
     if len(np.unique(ref.patient_id)) < 2:
         return dict.fromkeys(("c2st_acc", "c2st_ci_low", "c2st_ci_high"), float("nan"))
     if ref.conditions.is_clinic:
-        result = c2st(real_uv, generated_uv, ref.static, ref.patient_id, sample_rate_hz)
+        result = c2st(real_uv, generated_uv, ref.static, ref.patient_id, sample_rate_hz, profile=profile)
     else:  # the declared conditions as they are, categories one-hot
         spec = ref.conditions
         conditions = np.concatenate([ref.static, spec.one_hot(ref.labels, len(ref))], axis=1) if spec.labels \
             else ref.static
-        result = c2st(real_uv, generated_uv, conditions, ref.patient_id, sample_rate_hz, clinic=False)
+        result = c2st(real_uv, generated_uv, conditions, ref.patient_id, sample_rate_hz, clinic=False,
+                      profile=profile)
     return {"c2st_acc": result["accuracy"], "c2st_ci_low": result["ci_low"], "c2st_ci_high": result["ci_high"]}
 
 
@@ -212,7 +215,7 @@ def oracle_metrics(split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,
     out["collapsed"] = None
     # Recordings against fresh recordings of the same simulated conditions: the test's own chance level.
     fresh = fresh_recordings(ref, seed=0, sample_rate_hz=sample_rate_hz) if ref.clean_uv is not None else None
-    out.update(realism(ref.signals, fresh, ref, sample_rate_hz) if fresh is not None else
+    out.update(realism(ref.signals, fresh, ref, sample_rate_hz, profile) if fresh is not None else
                dict.fromkeys(("c2st_acc", "c2st_ci_low", "c2st_ci_high"), float("nan")))
     return out
 

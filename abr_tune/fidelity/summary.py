@@ -8,18 +8,39 @@ from typing import Any
 from ..data.arrays import MICROVOLT, UNIT_LABELS
 from ..data.conditions import Conditions
 from ..physiology.measures import COLLAPSE_RATIO
+from ..physiology.profiles import WAVE_NAMES
 
-# (key, column title, format, better): the summary's tables and metrics.json's best_cfg_scale.
-AGREEMENT = (("corr", "Pearson r", ".3f", "max"), ("corr_truth", "r vs noise-free", ".3f", "max"),
-             ("mse_uv", "MSE (µV²)", ".4f", "min"),
-             ("spectral_distance_db", "spectral dist. (dB)", ".2f", "min"),
-             ("wave_v_latency_mae_ms", "V latency MAE (ms)", ".3f", "min"),
-             ("wave_v_latency_bias_ms", "V latency bias (ms)", "+.3f", None),
-             ("wave_v_amplitude_error_pct", "V amplitude error (%)", ".1f", "min"),
-             ("wave_v_amplitude_bias_pct", "V amplitude bias (%)", "+.1f", None),
-             ("wave_v_found_frac", "V found", ".1%", "max"),
-             ("wave_i_latency_mae_ms", "I latency MAE (ms)", ".3f", None),
-             ("wave_iii_latency_mae_ms", "III latency MAE (ms)", ".3f", None))
+HUMAN_WAVES = ("I", "III", "V")  # the human profile's (`physiology.profiles.HUMAN`), wave V primary
+
+
+def agreement_columns(primary: str = "V", waves: tuple[str, ...] = HUMAN_WAVES) -> tuple:
+    """(key, column title, format, better) of the agreement table: the primary wave's errors, then every
+    other wave's latency MAE (human: waves I and III)."""
+    p = f"wave_{primary.lower()}"
+    return (("corr", "Pearson r", ".3f", "max"), ("corr_truth", "r vs noise-free", ".3f", "max"),
+            ("mse_uv", "MSE (µV²)", ".4f", "min"),
+            ("spectral_distance_db", "spectral dist. (dB)", ".2f", "min"),
+            (f"{p}_latency_mae_ms", f"{primary} latency MAE (ms)", ".3f", "min"),
+            (f"{p}_latency_bias_ms", f"{primary} latency bias (ms)", "+.3f", None),
+            (f"{p}_amplitude_error_pct", f"{primary} amplitude error (%)", ".1f", "min"),
+            (f"{p}_amplitude_bias_pct", f"{primary} amplitude bias (%)", "+.1f", None),
+            (f"{p}_found_frac", f"{primary} found", ".1%", "max"),
+            *((f"wave_{w.lower()}_latency_mae_ms", f"{w} latency MAE (ms)", ".3f", None) for w in waves
+              if w != primary))
+
+
+def relative_columns(primary: str = "V") -> tuple:
+    """(key, title) of the metrics shown divided by their oracle value (1 = as good as a recording)."""
+    p = f"wave_{primary.lower()}"
+    return (("corr", "r"), ("corr_truth", "r vs noise-free"), ("mse_uv", "MSE"),
+            (f"{p}_latency_mae_ms", f"{primary} latency MAE"),
+            (f"{p}_amplitude_error_pct", f"{primary} amplitude error"),
+            ("detection_acc", "detection"), ("detection_acc_clear", "detection (clear)"),
+            ("li_slope_rel_error", "slope error"), ("c2st_acc", "C2ST acc."))
+
+
+# The summary's tables and metrics.json's best_cfg_scale, for the human profile (`agreement_columns` for others).
+AGREEMENT = agreement_columns()
 PHYSIOLOGY = (("detection_acc", "detection acc.", ".1%", "max"),
               ("detection_acc_clear", "detection acc. (clear)", ".1%", "max"),
               ("detection_sensitivity", "sensitivity", ".1%", None),
@@ -36,20 +57,27 @@ PHYSIOLOGY = (("detection_acc", "detection acc.", ".1%", "max"),
               ("c2st_acc", "C2ST acc.", ".3f", "min"),
               ("c2st_ci_high", "C2ST 95% upper", ".3f", None))
 IDEAL_ROW = "ideal generator"
-# Metrics shown divided by their oracle value (1 = as good as a recording).
-RELATIVE = (("corr", "r"), ("corr_truth", "r vs noise-free"), ("mse_uv", "MSE"),
-            ("wave_v_latency_mae_ms", "V latency MAE"), ("wave_v_amplitude_error_pct", "V amplitude error"),
-            ("detection_acc", "detection"), ("detection_acc_clear", "detection (clear)"),
-            ("li_slope_rel_error", "slope error"), ("c2st_acc", "C2ST acc."))
+RELATIVE = relative_columns()
 
 
-def relative_to_oracle(by_scale: dict[str, dict[str, Any]], oracle: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per CFG scale, each RELATIVE metric ÷ its oracle value (None where either is missing or the oracle is 0)."""
+def relative_to_oracle(by_scale: dict[str, dict[str, Any]], oracle: dict[str, Any],
+                       primary: str = "V") -> dict[str, dict[str, Any]]:
+    """Per CFG scale, each `relative_columns` metric ÷ its oracle value (None where either is missing or the
+    oracle is 0)."""
     def ratio(value: Any, ref: Any) -> float | None:
         ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (value, ref))
         return value / ref if ok and ref else None
 
-    return {scale: {k: ratio(m.get(k), oracle.get(k)) for k, _ in RELATIVE} for scale, m in by_scale.items()}
+    columns = relative_columns(primary)
+    return {scale: {k: ratio(m.get(k), oracle.get(k)) for k, _ in columns} for scale, m in by_scale.items()}
+
+
+def report_waves(report: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The primary wave a report scored (V in reports written before profiles) and every wave it has metrics
+    of, in latency order."""
+    row = next(iter(report["by_cfg_scale"].values()), {})
+    waves = tuple(w for w in WAVE_NAMES if f"wave_{w.lower()}_latency_mae_ms" in row)
+    return report.get("primary_wave", "V"), waves or HUMAN_WAVES
 
 
 def summary_markdown(report: dict[str, Any]) -> str:
@@ -60,16 +88,18 @@ def summary_markdown(report: dict[str, Any]) -> str:
              f"(eta {report['ddim_eta']:g}), seed {report['seed']}. Ground truth: "
              f"{report.get('ground_truth_detail', report['ground_truth'])}. Amplitudes in {_unit_label(report)}.", "",
              *_conditions_line(report)]
-    for title, columns in (("Waveform agreement and peaks", AGREEMENT), ("Physiology and diversity", PHYSIOLOGY)):
+    primary, waves = report_waves(report)
+    for title, columns in (("Waveform agreement and peaks", agreement_columns(primary, waves)),
+                           ("Physiology and diversity", PHYSIOLOGY)):
         lines += [f"## {title}", "", _table(report, columns), ""]
     lines += ["## Relative to the oracle (generated ÷ oracle; 1 = as good as a recording)", "",
-              _relative_table(report), ""]
-    lines += _class_tables(report)
+              _relative_table(report, relative_columns(primary)), ""]
+    lines += _class_tables(report, agreement_columns(primary, waves))
     collapsed = [s for s, m in report["by_cfg_scale"].items() if m["collapsed"]]
     if collapsed:
         lines += [f"**Collapsed generator** at CFG {', '.join(collapsed)}: repeated samples of one condition "
                   f"spread less than {COLLAPSE_RATIO:g}× the real spread.", ""]
-    lines += [_DEFINITIONS]
+    lines += [definitions(primary, waves)]
     return "\n".join(lines)
 
 
@@ -85,10 +115,10 @@ def _table(report: dict[str, Any], columns) -> str:
     return "\n".join(rows)
 
 
-def _relative_table(report: dict[str, Any]) -> str:
-    rows = ["| CFG scale | " + " | ".join(title for _, title in RELATIVE) + " |", "|" + "---|" * (len(RELATIVE) + 1)]
+def _relative_table(report: dict[str, Any], columns) -> str:
+    rows = ["| CFG scale | " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * (len(columns) + 1)]
     relative = [*report.get("relative_to_oracle", {}).items(), (IDEAL_ROW, report.get("ideal_relative_to_oracle"))]
-    rows += [_row(label, [cell(m.get(k), ".2f") for k, _ in RELATIVE]) for label, m in relative if m]
+    rows += [_row(label, [cell(m.get(k), ".2f") for k, _ in columns]) for label, m in relative if m]
     return "\n".join(rows)
 
 
@@ -96,14 +126,17 @@ def _row(label: str, cells: list[str]) -> str:
     return f"| {label} | " + " | ".join(cells) + " |"
 
 
-# The per-class tables' columns (a file with a hearing-loss `target`).
-CLASS_COLUMNS = ("corr", "mse_uv", "wave_v_latency_mae_ms", "wave_v_found_frac", "detection_acc",
-                 "detection_sensitivity", "detection_specificity", "diversity_ratio")
+def class_keys(primary: str = "V") -> tuple[str, ...]:
+    """The per-class tables' columns (a file with a hearing-loss `target`)."""
+    p = f"wave_{primary.lower()}"
+    return ("corr", "mse_uv", f"{p}_latency_mae_ms", f"{p}_found_frac", "detection_acc", "detection_sensitivity",
+            "detection_specificity", "diversity_ratio")
 
 
-def _class_tables(report: dict[str, Any]) -> list[str]:
+def _class_tables(report: dict[str, Any], agreement) -> list[str]:
     """Per CFG scale, one row per hearing-loss class (names from the file's label encoder)."""
-    columns = [c for c in (*AGREEMENT, *PHYSIOLOGY) if c[0] in CLASS_COLUMNS]
+    keys = class_keys(report.get("primary_wave", "V"))
+    columns = [c for c in (*agreement, *PHYSIOLOGY) if c[0] in keys]
     lines = []
     for scale, by_class in report.get("by_class", {}).items():
         titles = " | ".join(title.replace("µV", _unit(report)) for _, title, _, _ in columns)
@@ -140,6 +173,18 @@ def cell(value: Any, fmt: str, bold: bool = False) -> str:
     return f"**{text}**" if bold else text
 
 
+def definitions(primary: str = "V", waves: tuple[str, ...] = HUMAN_WAVES) -> str:
+    """The summary's closing section, naming the waves scored."""
+    others = [w for w in waves if w != primary]
+    if primary == "V":  # a file's marks are wave V's: they are the truth only when V is primary
+        truth = ("(the simulator's, or marked `v_latency_ms`/`v_amplitude_uv`, else the\n  picker on the recording; "
+                 f"waves {' and '.join(others)} always the picker)")
+    else:
+        truth = (f"(the picker on the recording, where the truth has a response; a file's\n  wave V marks are not "
+                 f"used, wave {primary} being primary)")
+    return _DEFINITIONS.format(waves="/".join([primary, *others]), truth=truth, p=primary)
+
+
 _DEFINITIONS = """## What the numbers mean
 
 - **Pearson r, MSE**: each generated waveform against the recording of its condition, averaged.
@@ -151,15 +196,14 @@ _DEFINITIONS = """## What the numbers mean
   sharing its subject's latency offset and amplitude scale with the truth, the oracle row.
 - **spectral dist.**: RMS over 100–3000 Hz of the dB difference between the mean power spectra
   of the generated and the recorded set (0 = right spectral content).
-- **V/I/III latency, amplitude**: the documented peak picker (`abr_tune/physiology/peaks.py`) on each generated
-  waveform against the truth (the simulator's, or marked `v_latency_ms`/`v_amplitude_uv`, else the
-  picker on the recording; waves I and III always the picker); amplitude is peak-to-following-trough,
+- **{waves} latency, amplitude**: the documented peak picker (`abr_tune/physiology/peaks.py`) on each generated
+  waveform against the truth {truth}; amplitude is peak-to-following-trough,
   error in % of the truth; **found**: share of true peaks the picker finds in the generated waveform.
   The oracle row is the picker on the recordings themselves: its own accuracy.
-- **detection**: a response is detected when the picker finds wave V of at least 0.04 µV; scored
+- **detection**: a response is detected when the picker finds wave {p} of at least 0.04 µV; scored
   against the truth (response present or not); **clear**: only conditions whose truth is clinically
   unambiguous (no response, or a response with Fmp ≥ 3.1). The oracle row is the detector's ceiling.
-- **L–I slope, rate, infant delay**: one least-squares fit of wave V latency on intensity (ms/dB),
+- **L–I slope, rate, infant delay**: one least-squares fit of wave {p} latency on intensity (ms/dB),
   click rate (ms per click/s) and age < 1 year (ms), for generated and true latencies on the same
   conditions; **slope error**: |generated − truth| / |truth|.
 - **diversity gen/real**: spread of repeated samples of one condition over the spread of recordings
@@ -172,7 +216,7 @@ _DEFINITIONS = """## What the numbers mean
 - **ideal generator** (synthetic data): recordings of *new* simulated subjects under each condition
   (age, intensity and rate the same, Fmp matched), scored like generated waveforms. The oracle row
   shares its subject's latency offset and amplitude scale with the truth; no generator can know
-  them from the conditions, so r vs noise-free, the V latency MAE and amplitude error of a generator
+  them from the conditions, so r vs noise-free, the {p} latency MAE and amplitude error of a generator
   that samples the true distribution sit at this row, not at the oracle's.
 - **Relative to the oracle**: each metric divided by the oracle row's value: r and detection want 1
   (higher is better up to the ceiling), errors and the C2ST accuracy want 1 from above.

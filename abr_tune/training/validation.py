@@ -81,7 +81,7 @@ def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray
         split_truth(split.arrays, sr, profile)  # a mouse file without marks: its level series' agreement
     present = None if truth is None else truth[idx]
     metrics = sample_metrics(generated, reference, ref_latency, sr, response_present=present, profile=profile)
-    realistic = realism(reference, generated, split.arrays.subset(idx), sr)
+    realistic = realism(reference, generated, split.arrays.subset(idx), sr, profile)
     metrics["sample/c2st_acc"] = realistic["c2st_acc"]
     return metrics, generated
 
