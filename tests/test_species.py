@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import tiny_config
+from matplotlib.text import Text
 from mouse_like import FS, LATENCIES_MS, LENGTH, band_limited_noise, level_series, waves
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from abr_tune.config import load_config
 from abr_tune.data import ABRArrays, simulate
 from abr_tune.errors import UserError
+from abr_tune.fidelity.c2st import features
 from abr_tune.fidelity.evaluation import EvalOptions, evaluate
 from abr_tune.fidelity.metrics import fidelity_metrics, sample_metrics
 from abr_tune.physiology.detection import series_truth
@@ -156,12 +158,19 @@ def test_a_mouse_run_logs_the_wave_i_scalars(mouse_run):
     assert not {t for t in tags if t.startswith("sample/wave_v")}
 
 
-def test_evaluating_a_mouse_file_without_marks_scores_wave_i_against_its_level_series(mouse_run, tmp_path):
+def _mouse_file(tmp_path) -> tuple:
+    """A mouse .npz of 4 simulated level series without marks (200 samples), its series and conditions."""
     s = level_series(4, seed=12)
     n = len(s.levels)
     static = np.column_stack([np.full(n, 0.5), s.levels, np.full(n, 21.1), np.ones(n)]).astype(np.float32)
     path = tmp_path / "mouse.npz"
     np.savez(path, signals=s.signals[:, :200].astype(np.float32), static=static, patient_id=s.subject)
+    return path, s, static
+
+
+def test_evaluating_a_mouse_file_without_marks_scores_wave_i_against_its_level_series(mouse_run, tmp_path):
+    path, s, static = _mouse_file(tmp_path)
+    n = len(s.levels)
     options = EvalOptions(split="all", cfg_scales=(1.0,), repeats=2, max_conditions=n, steps=2, data_path=str(path))
     report = evaluate(mouse_run["best_checkpoint"], options, verbose=False)
     assert report["species"] == "mouse" and report["primary_wave"] == "I"
@@ -171,3 +180,50 @@ def test_evaluating_a_mouse_file_without_marks_scores_wave_i_against_its_level_s
     oracle = report["oracle"]
     assert oracle["detection_acc"] == pytest.approx((detect_response(s.signals[:, :200], FS, MOUSE) == truth).mean())
     assert np.isnan(oracle["wave_i_latency_mae_ms"])  # nothing marked: no truth for the picker to meet
+
+
+def test_a_mouse_evaluation_names_wave_i_in_its_summary_and_figures(mouse_run, tmp_path, monkeypatch):
+    import abr_tune.fidelity.figures as figures
+
+    texts, draw = {}, figures.evaluation_figures
+
+    def keep_texts(*args, **kwargs):  # every text the written figures hold: titles, axis labels, legends
+        drawn = draw(*args, **kwargs)
+        texts.update({name: " | ".join(t.get_text() for t in fig.findobj(Text)) for name, fig in drawn.items()})
+        return drawn
+
+    monkeypatch.setattr(figures, "evaluation_figures", keep_texts)
+    path, s, _ = _mouse_file(tmp_path)
+    options = EvalOptions(split="all", cfg_scales=(1.0, 2.0), repeats=2, max_conditions=len(s.levels), steps=2,
+                          data_path=str(path))
+    report = evaluate(mouse_run["best_checkpoint"], options, tmp_path / "eval", verbose=False)
+    summary = (tmp_path / "eval" / "summary.md").read_text()
+    assert ("| I latency MAE (ms) | I latency bias (ms) | I amplitude error (%) | I amplitude bias (%) | I found | "
+            "II latency MAE (ms) | III latency MAE (ms) | IV latency MAE (ms) | V latency MAE (ms) |") in summary
+    assert "| I latency MAE | I amplitude error | detection |" in summary  # the table relative to the oracle
+    assert "one least-squares fit of wave I latency" in summary and "**I/II/III/IV/V latency, amplitude**" in summary
+    assert not {"V latency bias", "V found", "wave V latency", "V amplitude"} & {t for t in summary.split("|")}
+    assert "wave V of at least" not in summary and "finds wave I of at least" in summary
+    assert {"wave_i_latency_mae_ms", "wave_i_found_frac"} <= set(report["best_cfg_scale"])
+    assert not any(k.startswith("wave_v") for k in report["best_cfg_scale"])
+    assert set(report["relative_to_oracle"]["1"]) >= {"wave_i_latency_mae_ms", "wave_i_amplitude_error_pct"}
+    assert "wave I latency (ms)" in texts["latency_intensity.png"]
+    assert "Wave I latency–intensity function" in texts["latency_intensity.png"]
+    assert "wave I latency error, generated − truth (ms)" in texts["error_histograms.png"]
+    assert "wave I amplitude error (% of truth)" in texts["error_histograms.png"]
+    assert not any("wave V" in t or "Wave V" in t for t in texts.values())
+
+
+def test_the_c2st_features_carry_the_profiles_primary_wave():
+    s = level_series(4, seed=3)
+    conditions = s.levels[:, None]
+    for profile in (MOUSE, HUMAN):
+        latency, amplitude = pick_primary(s.signals, FS, profile)
+        x = features(s.signals, conditions, FS, clinic=False, profile=profile)
+        for column in (np.isfinite(latency), np.nan_to_num(latency), np.nan_to_num(amplitude)):
+            assert np.isclose(x, column[:, None].astype(float)).all(axis=0).any()
+    human = features(s.signals, conditions, FS, clinic=False, profile=HUMAN)
+    np.testing.assert_array_equal(features(s.signals, conditions, FS, clinic=False), human)  # human by default
+    wave_i, _ = pick_primary(s.signals, FS, MOUSE)  # a mouse's latency feature is its wave I: ~2.3 ms on the record
+    assert np.nanmedian(np.abs(wave_i - s.wave_i_ms)) < 0.05  # measured 0.016 ms on the 20 of 33 found
+    assert np.nanmin(pick_primary(s.signals, FS, HUMAN)[0]) >= 4.5  # the human one, wave V, lies past 4.5 ms
