@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data.request import parse_pairs
 from .errors import CliParser, UserError, cli_entry
 from .fidelity.evaluation import DEFAULT_SCALES, SPLITS, EvalOptions, evaluate
 from .fidelity.summary import summary_markdown
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per condition, different seeds (default 3; diversity needs >= 2)")
     p.add_argument("--max-conditions", type=int, default=256, metavar="M",
                    help="evaluate at most this many recordings of the split, a seeded random subset (default 256)")
+    p.add_argument("--condition", action="append", metavar="NAME=VALUE",
+                   help="evaluate only the recordings with this condition value (one the model declares; repeatable)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: <run dir>/eval/<checkpoint name>_<split> "
                                                 "for a checkpoint in <run dir>/checkpoints/, else eval/ beside it)")
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = EvalOptions(split=args.split, cfg_scales=tuple(dict.fromkeys(args.cfg_scale)), steps=args.steps,
                           eta=args.eta, repeats=args.repeats, max_conditions=args.max_conditions, seed=args.seed,
-                          data_path=args.data)
+                          data_path=args.data, conditions=parse_pairs(args.condition))
     options.check()
     out = Path(args.out) if args.out else default_out(args.checkpoint, args.split)
     check_out_dir(out, args.force)

@@ -43,7 +43,10 @@ def _build(cls: type, raw: dict[str, Any], problems: list[str], prefix: str = ""
             values[key] = coerce(value, fields[key], prefix + key, CONFIG_VOICE, section)
         except UserError as err:
             problems.append(str(err))
-    return cls(**values)
+    built = cls(**values)
+    if hasattr(cls, "set_by_user"):  # so that a file's own facts replace defaults but never a value the user set
+        built.set_by_user = frozenset(values)
+    return built
 
 
 def raise_problems(problems: list[str], source: str | None = None) -> None:

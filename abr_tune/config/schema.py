@@ -31,14 +31,25 @@ class DataConfig:
     source: Literal["synthetic", "file"] = "synthetic"  # embedded simulator or a user file
     path: Optional[str] = None  # .npz / .csv (or .pkl with allow_pickle) when source=file
     allow_pickle: bool = False  # opt in to reading the original pipeline's joblib pickle
-    sample_rate_hz: float = 20000.0  # 200 samples at 20 kHz = 10 ms
-    sequence_length: int = SEQUENCE_LENGTH  # must be 200; other lengths are rejected
-    static_order: list[str] = field(default_factory=lambda: list(STATIC_NAMES))  # static column order in .npz
+    sample_rate_hz: float = 20000.0  # the recordings' rate; a file's own sample_rate_hz replaces this default
+    window: Optional[float] = None  # start (ms) of the 200-sample window cut from longer records (0: from onset)
+    resample_hz: Optional[float] = None  # resample to this rate (polyphase, anti-aliased) before the window
+    signal_scale: float = 1.0  # multiplies a file's signals into µV, e.g. 1e6 for volts
+    artifact_reject: float = 10.0  # drop records with peak-to-peak > this x their condition's median (0 = keep)
+    sequence_length: int = SEQUENCE_LENGTH  # must be 200: longer records need data.window or data.resample_hz
+    static_order: list[str] = field(default_factory=lambda: list(STATIC_NAMES))  # static column names; a file's own
     columns: dict[str, str] = field(default_factory=dict)  # CSV header per column, e.g. {age: "Patient Age"}
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test by patient
     split_seed: int = 42  # seed of the patient-level split
     species: Literal["human", "mouse"] = "human"  # whose waves the picker, detection and metrics look for
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    set_by_user = frozenset()  # not a key: the keys the config or an override named (`loading`); defaults give way
+
+    @property
+    def effective_rate_hz(self) -> float:
+        """The rate of the signals the model sees: data.resample_hz when set, else data.sample_rate_hz."""
+        return self.resample_hz or self.sample_rate_hz
 
 
 @dataclass
@@ -58,7 +69,7 @@ class LoaderConfig:
 @dataclass
 class ModelConfig:
     input_channels: int = 1  # waveform channels (1)
-    static_dim: int = 4  # Age, Intensity, Rate, FMP
+    static_dim: int = 4  # condition inputs: the data's numeric conditions plus one per category (clinic: 4)
     sequence_length: int = SEQUENCE_LENGTH  # must be 200
     d_model: int = 256  # token width
     n_layers: int = 6  # transformer blocks
@@ -68,6 +79,8 @@ class ModelConfig:
     stem_kernels: list[int] = field(default_factory=lambda: [3, 7, 15])  # multi-scale stem
     use_conv_module: bool = True  # depthwise-conv module in each block
     conv_kernel_size: int = 7  # kernel of that depthwise conv
+
+    set_by_user = frozenset()  # not a key: the keys the config or an override named (`loading`)
 
 
 @dataclass

@@ -58,9 +58,19 @@ def _data(cfg: TrainConfig, check: Checks) -> None:
         check(0 <= seed <= SEED_MAX, f"{key} must be in [0, {SEED_MAX}] (numpy's seed range), got {seed}")
     check(d.sequence_length == SEQUENCE_LENGTH and m.sequence_length == SEQUENCE_LENGTH,
           f"sequence_length must be {SEQUENCE_LENGTH} (10 ms at 20 kHz); signals are never interpolated")
-    check(sorted(map(str, d.static_order)) == sorted(STATIC_NAMES),
-          f"data.static_order must list each of {list(STATIC_NAMES)} once (the original pipeline's Age, Intensity, "
-          f"Stimulus Rate, FMP are accepted too), got {d.static_order}")
+    names = [str(n) for n in d.static_order]
+    check(len(set(names)) == len(names) and all(n.strip() for n in names),
+          f"data.static_order must name each condition column once (e.g. {list(STATIC_NAMES)}; the original "
+          f"pipeline's Age, Intensity, Stimulus Rate, FMP are accepted too), got {d.static_order}")
+    for key, value in (("data.resample_hz", d.resample_hz), ("data.window", d.window)):
+        hi = 1e6 if key == "data.resample_hz" else 1000.0
+        check(value is None or (0 < value <= hi if key == "data.resample_hz" else 0 <= value <= hi),
+              f"{key} must be {'in (0, 1e6] Hz' if key == 'data.resample_hz' else 'a start in [0, 1000] ms'} "
+              f"or empty, got {value}")
+    check(0 < d.signal_scale <= 1e12, f"data.signal_scale must be in (0, 1e12] (e.g. 1e6 for volts), "
+                                      f"got {d.signal_scale:g}")
+    check(d.artifact_reject == 0 or d.artifact_reject >= 2,
+          f"data.artifact_reject must be 0 (off) or a factor >= 2, got {d.artifact_reject:g}")
     unknown_roles = [k for k in d.columns if k not in COLUMN_ROLES]
     check(not unknown_roles, f"data.columns names {unknown_roles}, which are not columns abr-tune reads; its keys are "
                              f"{', '.join(COLUMN_ROLES)}, e.g. {{age: \"Patient Age\"}}")
@@ -87,7 +97,7 @@ def _data(cfg: TrainConfig, check: Checks) -> None:
 
 def _model(cfg: TrainConfig, check: Checks) -> None:
     m = cfg.model
-    check(m.static_dim == 4, "model.static_dim must be 4 (Age, Intensity, Rate, FMP)")
+    check(m.static_dim >= 0, f"model.static_dim must be >= 0 (it follows the data's conditions), got {m.static_dim}")
     check(m.input_channels == 1, "model.input_channels must be 1 (one ABR channel)")
     check(m.d_model >= 1 and m.n_layers >= 1 and m.n_heads >= 1 and m.ff_mult >= 1,
           "model.d_model, n_layers, n_heads and ff_mult must be >= 1")

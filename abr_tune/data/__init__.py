@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from ..config import DataConfig
 from .arrays import ABRArrays
+from .conditions import CLINIC, Conditions
 from .normalise import Normaliser
 from .readers import load_arrays
 from .split import pick_reference_indices, split_by_patient
 from .synthetic import simulate
 
-__all__ = ["ABRArrays", "Normaliser", "Splits", "load_arrays", "pick_reference_indices", "prepare_splits", "simulate",
+__all__ = ["ABRArrays", "CLINIC", "Conditions",
+           "Normaliser", "Splits", "load_arrays", "pick_reference_indices", "prepare_splits", "simulate",
            "split_by_patient"]
 
 
@@ -29,4 +31,4 @@ def prepare_splits(cfg: DataConfig, arrays: ABRArrays | None = None) -> Splits:
     """Load (unless `arrays` is given), split by patient with cfg.split/split_seed, fit on train."""
     arrays = load_arrays(cfg) if arrays is None else arrays
     train, val, test = (arrays.subset(idx) for idx in split_by_patient(arrays.patient_id, cfg.split, cfg.split_seed))
-    return Splits(train, val, test, Normaliser.fit(train.signals, train.static))
+    return Splits(train, val, test, Normaliser.fit(train.signals, train.static, arrays.conditions))

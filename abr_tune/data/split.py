@@ -42,9 +42,13 @@ def _patient_counts(n_patients: int, ratios: np.ndarray) -> np.ndarray:
 
 
 def pick_reference_indices(arrays: ABRArrays, n: int, seed: int) -> np.ndarray:
-    """`n` examples spread across intensities (sorted by intensity) so figures show the range."""
+    """`n` examples spread across intensities (sorted by intensity, else by the first numeric condition) so
+    figures show the range."""
     rng = np.random.default_rng(seed)
-    order = np.argsort(arrays.static[:, 1], kind="stable")
+    key = arrays.column("intensity")
+    if key is None:
+        key = arrays.static[:, 0] if arrays.static.shape[1] else np.zeros(len(arrays))
+    order = np.argsort(key, kind="stable")
     n = min(n, len(order))
     positions = np.linspace(0, len(order) - 1, n).round().astype(int)
     jitter = rng.integers(0, max(1, len(order) // (2 * n) + 1), size=n)

@@ -130,6 +130,7 @@ def simulate(
         response_present=present,
         clean_uv=clean.astype(np.float32),
         truth=TRUTH_SIMULATOR,
+        sample_rate_hz=float(sample_rate_hz),
     )
 
 

@@ -30,8 +30,9 @@ SPECTRUM_MAX_HZ = 3000.0
 Z_95 = 1.959963984540054
 
 
-def features(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    """(N, F) features of (N, T) waveforms in µV with their raw (N, 4) conditions."""
+def features(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, clinic: bool = True) -> np.ndarray:
+    """(N, F) features of (N, T) waveforms in µV with their raw (N, 4) clinic conditions (log1p of age and Fmp),
+    or with `clinic` False any (N, K) numeric conditions as they are."""
     from sklearn.preprocessing import PolynomialFeatures
 
     x = np.asarray(signals_uv, dtype=np.float64)
@@ -41,7 +42,8 @@ def features(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: flo
     found = np.isfinite(latency)
     peak = np.stack([found.astype(float), np.where(found, latency, 0.0), np.where(found, amplitude, 0.0)], axis=1)
     s = np.asarray(static_raw, dtype=np.float64)
-    conditions = np.stack([np.log1p(np.maximum(s[:, 0], 0)), s[:, 1], s[:, 2], np.log1p(np.maximum(s[:, 3], 0))], 1)
+    conditions = np.stack([np.log1p(np.maximum(s[:, 0], 0)), s[:, 1], s[:, 2], np.log1p(np.maximum(s[:, 3], 0))],
+                          1) if clinic else s.reshape(len(s), -1)
     products = PolynomialFeatures(2, include_bias=False).fit_transform(np.concatenate([peak, conditions], axis=1))
     return np.concatenate([x[:, ::WAVEFORM_STRIDE], spectrum, products], axis=1)
 
@@ -57,7 +59,7 @@ def wilson_interval(correct: int, n: int) -> tuple[float, float]:
 
 
 def c2st(real_uv: np.ndarray, generated_uv: np.ndarray, static_raw: np.ndarray, patient_id: np.ndarray,
-         sample_rate_hz: float, seed: int = 0) -> dict[str, Any]:
+         sample_rate_hz: float, seed: int = 0, clinic: bool = True) -> dict[str, Any]:
     """Accuracy (with its 95% interval) of the fixed classifier telling `generated_uv` from `real_uv`.
 
     Row i of both (N, T) sets has the condition `static_raw[i]` and belongs to `patient_id[i]`;
@@ -69,8 +71,8 @@ def c2st(real_uv: np.ndarray, generated_uv: np.ndarray, static_raw: np.ndarray, 
 
     if len(generated_uv) != len(real_uv):
         raise ValueError("C2ST compares one generated waveform per recording (same conditions, same order)")
-    x = np.concatenate([features(real_uv, static_raw, sample_rate_hz),
-                        features(generated_uv, static_raw, sample_rate_hz)])
+    x = np.concatenate([features(real_uv, static_raw, sample_rate_hz, clinic),
+                        features(generated_uv, static_raw, sample_rate_hz, clinic)])
     y = _labels(len(real_uv))
     folds = patient_folds(patient_id, seed)
     predicted = np.empty_like(y)

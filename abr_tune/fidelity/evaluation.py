@@ -16,6 +16,7 @@ import numpy as np
 
 from ..config import TrainConfig, from_dict
 from ..data import ABRArrays, load_arrays, prepare_splits
+from ..data.request import matching_rows
 from ..errors import UserError
 from ..formatting import finite, json_safe
 from ..physiology.ranges import CFG_SCALE, DDIM_ETA, SEED_MAX, check_count, check_in_range
@@ -40,6 +41,7 @@ class EvalOptions:
     max_conditions: int = 256
     seed: int = 0
     data_path: str | None = None
+    conditions: dict[str, str] | None = None  # only the recordings with these condition values (--condition)
 
     def check(self) -> None:
         if self.split not in SPLITS:
@@ -78,8 +80,13 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     cfg = _eval_config(state, o)
     sampler = Generator.from_checkpoint(state, config=cfg, sample_steps=o.steps, eta=o.eta)
     split = _load_split(cfg, o.split, arrays)
+    _check_time_axis(split, cfg, state)
+    static, labels = split.inputs_for(sampler.normaliser.conditions)
+    if o.conditions:
+        rows = matching_rows(static, labels, sampler.normaliser.conditions, o.conditions)
+        split, static, labels = split.subset(rows), static[rows], None if labels is None else labels[rows]
     idx = select_conditions(len(split), o.max_conditions, o.seed)
-    for line in sampler.normaliser.untrained(split.static[idx]):
+    for line in sampler.normaliser.untrained(static[idx]):
         print(f"abr-tune: warning: {line}", file=sys.stderr, flush=True)
     if verbose:
         print(f"abr-tune: {len(idx)} conditions of the {o.split} split × {o.repeats} samples, DDIM "
@@ -88,14 +95,17 @@ def evaluate(checkpoint: str | Path, options: EvalOptions | None = None, out_dir
     runs = []
     for scale in o.cfg_scales:
         started = time.perf_counter()
-        signals = sampler.generate(split.static[idx], o.repeats, scale, o.seed)
+        signals = sampler.generate(static[idx], o.repeats, scale, o.seed,
+                                   labels=None if labels is None else labels[idx])
         runs.append(Generated(scale, signals, time.perf_counter() - started))
         if verbose:
             print(f"abr-tune: CFG {scale:g}: {signals.shape[0] * signals.shape[1]} waveforms "
                   f"({signals.shape[1]} conditions × {signals.shape[0]}) in {runs[-1].seconds:.1f} s", flush=True)
-    report = _report(checkpoint, state, cfg, o, split, idx, runs)
+    report = _report(checkpoint, state, cfg, o, split.measured(), idx, runs, has_fmp="fmp" in split.conditions.names)
+    report["conditions"] = sampler.normaliser.conditions.state_dict()  # names, units and categories it conditions on
+    report["sample_rate_hz"], report["window_start_ms"] = cfg.data.effective_rate_hz, split.start_ms
     if out_dir is not None:
-        write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.sample_rate_hz)
+        write_outputs(Path(out_dir), report, split, idx, runs, cfg.data.effective_rate_hz)
     return report
 
 
@@ -112,10 +122,22 @@ def _eval_config(state: dict[str, Any], o: EvalOptions) -> TrainConfig:
     cfg = from_dict(state["config"])
     if o.data_path is not None:
         cfg.data.source, cfg.data.path = "file", o.data_path
+        # Another file states its own rate and order (e.g. one `sample` wrote at the model's rate): the
+        # time axis the model sees is checked after loading (`_check_time_axis`).
+        cfg.data.set_by_user = cfg.data.set_by_user - {"sample_rate_hz", "static_order"}
     elif cfg.data.source == "file" and not Path(cfg.data.path or "").is_file():
         raise UserError(f"the checkpoint was trained on '{cfg.data.path}', which is not found here; "
                         "pass --data PATH to evaluate on a data file")
     return cfg
+
+
+def _check_time_axis(split: ABRArrays, cfg: TrainConfig, state: dict[str, Any]) -> None:
+    """The data's 200 samples on the model's time axis: the same sample rate after data.window/resample_hz."""
+    trained = from_dict(state["config"]).data.effective_rate_hz
+    if abs(split.sample_rate_hz - trained) > 1e-6 * trained:
+        raise UserError(f"'{cfg.data.path}' gives {split.sample_rate_hz:g} Hz samples (after data.window and "
+                        f"data.resample_hz) but the model was trained on {trained:g} Hz; evaluate it on recordings "
+                        "at that rate")
 
 
 def _load_split(cfg: TrainConfig, split: str, arrays: ABRArrays | None) -> ABRArrays:
@@ -129,10 +151,14 @@ def _load_split(cfg: TrainConfig, split: str, arrays: ABRArrays | None) -> ABRAr
 # ---------------------------------------------------------------- report
 
 def _report(checkpoint, state, cfg: TrainConfig, o: EvalOptions, split: ABRArrays, idx: np.ndarray,
-            runs: list[Generated]) -> dict[str, Any]:
-    sr, profile = cfg.data.sample_rate_hz, cfg.profile
+            runs: list[Generated], has_fmp: bool = True) -> dict[str, Any]:
+    sr, profile = cfg.data.effective_rate_hz, cfg.profile
     by_scale = {f"{r.scale:g}": fidelity_metrics(r.signals, split, idx, sr, profile) for r in runs}
     oracle = oracle_metrics(split, idx, sr, profile)
+    if not has_fmp:  # the oracle's ceilings and the noise floor are computed from Fmp
+        for row in (oracle, *by_scale.values()):
+            row["diversity_noise_floor_uv"] = float("nan")
+        oracle.update(corr=float("nan"), mse_uv=float("nan"))
     ideal = ideal_metrics(split, idx, sr, min(o.repeats, IDEAL_REPEATS), profile)
     return {
         "checkpoint": str(checkpoint),

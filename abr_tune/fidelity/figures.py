@@ -26,23 +26,29 @@ def evaluation_figures(report: dict[str, Any], split: ABRArrays, idx: np.ndarray
     """
     ref = split.subset(idx)
     shown = np.unique(pick_reference_indices(ref, GRID_PANELS, report["seed"]))
-    shown = shown[np.argsort(ref.static[shown, 1], kind="stable")]  # panels in intensity order
+    level = ref.column("intensity")
+    shown = shown[np.argsort(level[shown] if level is not None else shown, kind="stable")]  # in intensity order
+    titles = ref.titles()
     figures = {f"waveforms_cfg{s:g}.png": waveform_grid(
         [(ref.signals[shown], "recording", REFERENCE_COLOR), (signals[0, shown], "generated", GENERATED_COLOR)],
         ref.static[shown], sample_rate_hz, f"Generated (EMA, DDIM, CFG {s:g}) vs recorded ABRs by intensity",
-        unit=split.signal_unit) for s, signals in runs}
+        unit=split.signal_unit, titles=None if titles is None else [titles[i] for i in shown],
+        start_ms=split.start_ms) for s, signals in runs}
+    ref = ref.measured()
     rows = [(s, _per_waveform(signals, ref, sample_rate_hz)) for s, signals in runs]
     figures["latency_intensity.png"] = latency_intensity_figure([
         (_li_title(report["by_cfg_scale"][f"{s:g}"], s), np.tile(ref.static[:, 1], report["repeats"]),
-         r["truth_ms"], r["latency_v_ms"]) for s, r in rows])
+         r["truth_ms"], r["latency_v_ms"]) for s, r in rows], split.conditions.axis_label("intensity"))
     figures["error_histograms.png"] = error_histograms_figure(
         [(f"CFG {s:g}", r) for s, r in rows], _per_waveform(ref.signals[None], ref, sample_rate_hz, oracle=True),
         report["oracle"]["corr"])
     return figures
 
 
-def latency_intensity_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> Figure:
-    """One panel per (title, intensity dB, true latency ms, generated latency ms): points and per-level means."""
+def latency_intensity_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+                             intensity_label: str = "intensity (dB nHL)") -> Figure:
+    """One panel per (title, intensity dB, true latency ms, generated latency ms): points and per-level means;
+    the x axis says the intensity's unit as the data declares it."""
     fig, axes = panel_grid(len(panels), (4.2, 3.4), sharex=True, sharey=True)
     for ax, (title, intensity, truth, generated) in zip(axes.flat[: len(panels)], panels, strict=True):
         for latency, label, color, marker in ((truth, "truth", REFERENCE_COLOR, "o"),
@@ -54,7 +60,7 @@ def latency_intensity_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.25)
         ax.tick_params(labelsize=8)
-    label_grid(axes, "intensity (dB nHL)", "wave V latency (ms)", fontsize=9)
+    label_grid(axes, intensity_label, "wave V latency (ms)", fontsize=9)
     axes.flat[0].legend(fontsize=8, loc="upper right")
     fig.suptitle("Wave V latency–intensity function, generated vs truth\n(slopes: least-squares fit with rate "
                  "and age, on the conditions where both have a wave V)", fontsize=10)

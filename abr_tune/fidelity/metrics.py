@@ -172,7 +172,13 @@ def realism(real_uv: np.ndarray, generated_uv: np.ndarray, ref: ABRArrays, sampl
     the condition and patient of `ref`'s row i; NaN with fewer than two patients."""
     if len(np.unique(ref.patient_id)) < 2:
         return dict.fromkeys(("c2st_acc", "c2st_ci_low", "c2st_ci_high"), float("nan"))
-    result = c2st(real_uv, generated_uv, ref.static, ref.patient_id, sample_rate_hz)
+    if ref.conditions.is_clinic:
+        result = c2st(real_uv, generated_uv, ref.static, ref.patient_id, sample_rate_hz)
+    else:  # the declared conditions as they are, categories one-hot
+        spec = ref.conditions
+        conditions = np.concatenate([ref.static, spec.one_hot(ref.labels, len(ref))], axis=1) if spec.labels \
+            else ref.static
+        result = c2st(real_uv, generated_uv, conditions, ref.patient_id, sample_rate_hz, clinic=False)
     return {"c2st_acc": result["accuracy"], "c2st_ci_low": result["ci_low"], "c2st_ci_high": result["ci_high"]}
 
 

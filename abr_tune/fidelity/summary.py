@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ..data.arrays import MICROVOLT, UNIT_LABELS
+from ..data.conditions import Conditions
 from ..physiology.measures import COLLAPSE_RATIO
 
 # (key, column title, format, better): the summary's tables and metrics.json's best_cfg_scale.
@@ -57,7 +58,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
              f"Epoch {report['epoch']}, {report['split']} split of {report['data']}: {report['n_conditions']} "
              f"conditions × {report['repeats']} samples, DDIM {report['sample_steps']} steps "
              f"(eta {report['ddim_eta']:g}), seed {report['seed']}. Ground truth: "
-             f"{report.get('ground_truth_detail', report['ground_truth'])}. Amplitudes in {_unit_label(report)}.", ""]
+             f"{report.get('ground_truth_detail', report['ground_truth'])}. Amplitudes in {_unit_label(report)}.", "",
+             *_conditions_line(report)]
     for title, columns in (("Waveform agreement and peaks", AGREEMENT), ("Physiology and diversity", PHYSIOLOGY)):
         lines += [f"## {title}", "", _table(report, columns), ""]
     lines += ["## Relative to the oracle (generated ÷ oracle; 1 = as good as a recording)", "",
@@ -115,6 +117,15 @@ def _class_tables(report: dict[str, Any]) -> list[str]:
 
 def _unit(report: dict[str, Any]) -> str:
     return report.get("signal_unit", MICROVOLT)
+
+
+def _conditions_line(report: dict[str, Any]) -> list[str]:
+    """The conditions in the data's own units, its sample rate and window (reports written before: nothing)."""
+    if "conditions" not in report:
+        return []
+    spec = Conditions.from_state_dict(report["conditions"])
+    return [f"Conditions: {spec.summary()}. Time axis: {report['sample_rate_hz']:g} Hz from "
+            f"{report['window_start_ms']:g} ms.", ""]
 
 
 def _unit_label(report: dict[str, Any]) -> str:

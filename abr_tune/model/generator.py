@@ -90,19 +90,22 @@ class Generator:
         return cls(cfg, _ema_model(cfg, state, where), normaliser, schedule, autocast_factory(cfg, where), where,
                    int(state.get("epoch", 0)), str(state.get("signal_unit", "µV")))
 
-    def encode(self, static_raw: np.ndarray) -> torch.Tensor:
-        """Raw (M, 4) conditions → the model's normalised inputs on its device."""
-        return torch.as_tensor(self.normaliser.encode_static(static_raw), dtype=torch.float32, device=self.device)
+    def encode(self, static_raw: np.ndarray, labels: np.ndarray | None = None) -> torch.Tensor:
+        """Raw (M, K) numeric conditions and (M, C) categories → the model's normalised inputs on its device."""
+        encoded = self.normaliser.encode_conditions(static_raw, labels)
+        return torch.as_tensor(encoded, dtype=torch.float32, device=self.device)
 
     def generate(self, static_raw: np.ndarray, repeats: int = 1, cfg_scale: float | None = None,
-                 seed: int = 0, progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """(K, M, T) µV: K = `repeats` samples per raw (M, 4) condition; the same noise at every CFG scale.
+                 seed: int = 0, progress: Callable[[int], None] | None = None,
+                 labels: np.ndarray | None = None) -> np.ndarray:
+        """(K, M, T) µV: K = `repeats` samples per raw (M, K) condition (with its (M, C) categorical `labels`
+        when the model declares any); the same noise at every CFG scale.
 
         Rows are repeat-major (row k*M + m is repeat k of condition m) and generated in batches of
         GENERATE_BATCH, batch i seeded with `seed + i`; `progress(n)` is called after each batch of n.
         Only the float32 result and one batch's model tensors are held: memory grows with K*M*T*4 bytes.
         """
-        tiled = self.encode(static_raw).repeat(repeats, 1)
+        tiled = self.encode(static_raw, labels).repeat(repeats, 1)
         out: np.ndarray | None = None
         for i, lo in enumerate(range(0, len(tiled), GENERATE_BATCH)):
             batch = tiled[lo : lo + GENERATE_BATCH]

@@ -10,6 +10,7 @@ add, not on the attention weights: that keeps SDPA on its fused kernel (~4x fast
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +133,9 @@ class ABRTransformer(nn.Module):
         self.stem = MultiScaleStem(cfg.input_channels, d, cfg.stem_kernels)
         self.pos_emb = nn.Parameter(0.02 * torch.randn(cfg.sequence_length, d))
         self.time_mlp = nn.Sequential(nn.Linear(TIME_FREQ_DIM, d), nn.SiLU(), nn.Linear(d, d))
-        self.static_mlp = nn.Sequential(nn.Linear(cfg.static_dim, d), nn.SiLU(), nn.Linear(d, d))
+        with warnings.catch_warnings():  # static_dim 0 (every condition constant): an empty layer, its bias alone
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.static_mlp = nn.Sequential(nn.Linear(cfg.static_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.null_embedding = nn.Parameter(0.02 * torch.randn(d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(d)

@@ -11,6 +11,13 @@ one lives in the checkpoint's normaliser and only warns):
   to exceed the 10 ms window (<= 100/s), maximum-length-sequence recordings reach a few hundred/s.
 - fmp 0–1e5: Fmp is a variance ratio (Don & Elberling), so >= 0; recordings reach ~1500, and a
   ratio far beyond that is a unit or column mistake, not a measurement.
+Condition units a recording file may declare (`UNITS`, for conditions other than the four):
+- dB SPL, dB peSPL, dB HL -20–140, as dB nHL: below threshold to beyond any safe transducer output.
+- years 0–120; months 0–1440, weeks 0–6240, days 0–43800: the same 120 years.
+- Hz (0, 1e5]: a tone burst's frequency, positive; 100 kHz is above any mammal's hearing (mice
+  hear to ~90 kHz); kHz (0, 100] the same.
+- clicks/s and /s (0, 500], as rate; ms (0, 1000]: a stimulus duration or interval.
+A unit not listed is checked for finiteness only, and said so.
 Sampler settings:
 - cfg_scale 0–50: 0 is unconditional, 1 conditional only, larger values extrapolate along the
   condition (Ho & Salimans, classifier-free guidance); beyond ~10 samples saturate, 50 is generous.
@@ -55,9 +62,30 @@ CONDITIONS: dict[str, Range] = {
     "rate": Range(0.0, 500.0, "clicks/s", lo_open=True),
     "fmp": Range(0.0, 1e5),
 }
+_LEVEL, _RATE = (-20.0, 140.0), (0.0, 500.0)
+UNITS: dict[str, Range] = {
+    **{unit: Range(*_LEVEL, unit) for unit in ("dB nHL", "dB SPL", "dB peSPL", "dB HL")},
+    "years": Range(0.0, 120.0, "years"),
+    "months": Range(0.0, 1440.0, "months"),
+    "weeks": Range(0.0, 6240.0, "weeks"),
+    "days": Range(0.0, 43800.0, "days"),
+    "Hz": Range(0.0, 1e5, "Hz", lo_open=True),
+    "kHz": Range(0.0, 100.0, "kHz", lo_open=True),
+    **{unit: Range(*_RATE, unit, lo_open=True) for unit in ("clicks/s", "/s")},
+    "ms": Range(0.0, 1000.0, "ms", lo_open=True),
+}
 CFG_SCALE = Range(0.0, 50.0)
 DDIM_ETA = Range(0.0, 1.0)
 SEED_MAX = 2**32 - 1
+
+
+def condition_range(name: str, unit: str) -> Range | None:
+    """The physical range of a condition: the clinic's own for its four in their units, else its unit's
+    (`UNITS`); None for a unit without one (finite is all that can be checked)."""
+    clinic = CONDITIONS.get(name)
+    if clinic is not None and clinic.unit == unit:
+        return clinic
+    return UNITS.get(unit)
 
 
 def check_in_range(flag: str, value: float | int, valid: Range) -> None:

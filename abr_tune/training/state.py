@@ -111,6 +111,7 @@ def setup_run(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -
     torch.manual_seed(cfg.seed)
     splits = prepare_splits(cfg.data, arrays)
     normaliser = Normaliser.from_state_dict(resume["normaliser"]) if resume else splits.normaliser
+    _conditions_input(cfg, normaliser, splits.normaliser)
     train = SplitTensors.build(splits.train, normaliser, device)
     val = SplitTensors.build(splits.val, normaliser, device)
     if len(train) < cfg.loader.batch_size and cfg.loader.drop_last:
@@ -135,6 +136,19 @@ def setup_run(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -
     if resume:
         run.load_state_dict(resume)
     return run
+
+
+def _conditions_input(cfg: TrainConfig, normaliser: Normaliser, data: Normaliser) -> None:
+    """model.static_dim follows the data's declared conditions; a value the user set that differs is an error,
+    and so is data declaring other conditions than the checkpoint a run resumes from."""
+    if normaliser.conditions != data.conditions:
+        raise UserError(f"the checkpoint was trained on the conditions {normaliser.conditions.summary()}, the data "
+                        f"declares {data.conditions.summary()}; resume with the data it was trained on")
+    width = normaliser.conditions.input_dim
+    if "static_dim" in cfg.model.set_by_user and cfg.model.static_dim != width:
+        raise UserError(f"model.static_dim is {cfg.model.static_dim} but the data's conditions "
+                        f"({normaliser.conditions.summary()}) make {width} inputs; remove model.static_dim")
+    cfg.model.static_dim = width
 
 
 def _device(cfg: TrainConfig) -> torch.device:

@@ -43,24 +43,27 @@ class RunLogger:
                        recordings: ABRArrays | None = None) -> None:
         """Generated, reference and overlaid waveforms (and spectrograms when viz.plot_spectrogram), in the
         data's unit; `recordings` (default `reference`) are the validation recordings of the reference figure."""
-        sr, static, recordings = cfg.data.sample_rate_hz, reference.static, recordings or reference
-        style = {"unit": reference.signal_unit, "figsize": cfg.viz.figsize}
+        static, recordings = reference.static, recordings or reference
+        sr, titles = cfg.data.effective_rate_hz, reference.titles()
+        style = {"unit": reference.signal_unit, "figsize": cfg.viz.figsize, "start_ms": reference.start_ms}
         figures = {
             "samples/waveforms_generated": waveform_grid(
                 [(generated_uv, "generated (EMA, DDIM)", GENERATED_COLOR)], static, sr,
-                f"Generated ABRs, epoch {epoch}", **style),
+                f"Generated ABRs, epoch {epoch}", titles=titles, **style),
             "samples/waveforms_reference": waveform_grid(
-                [(recordings.signals, "reference", REFERENCE_COLOR)], recordings.static, sr, "Reference ABRs", **style),
+                [(recordings.signals, "reference", REFERENCE_COLOR)], recordings.static, sr, "Reference ABRs",
+                titles=recordings.titles(), **style),
             "samples/waveforms_comparison": waveform_grid(
                 [(reference.signals, "reference", REFERENCE_COLOR), (generated_uv, "generated", GENERATED_COLOR)],
-                static, sr, f"Generated vs reference, epoch {epoch}", **style),
+                static, sr, f"Generated vs reference, epoch {epoch}", titles=titles, **style),
         }
         if cfg.viz.plot_spectrogram:
             k = cfg.viz.max_spectrogram_plots
+            shown = None if titles is None else titles[:k]
             figures["samples/spectrogram_generated"] = spectrogram_grid(
-                generated_uv[:k], static[:k], sr, f"Generated spectrograms, epoch {epoch}", **style)
+                generated_uv[:k], static[:k], sr, f"Generated spectrograms, epoch {epoch}", titles=shown, **style)
             figures["samples/spectrogram_reference"] = spectrogram_grid(
-                reference.signals[:k], static[:k], sr, "Reference spectrograms", **style)
+                reference.signals[:k], static[:k], sr, "Reference spectrograms", titles=shown, **style)
         for tag, fig in figures.items():
             self.writer.add_figure(tag, fig, epoch, close=True)
         plt.close("all")

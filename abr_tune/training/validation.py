@@ -18,7 +18,7 @@ from ..model import Generator, generate_uv
 
 @dataclass
 class SplitTensors:
-    """One split on the training device: normalised (N, 1, T) signals and (N, 4) static."""
+    """One split on the training device: normalised (N, 1, T) signals and (N, static_dim) conditions."""
 
     arrays: ABRArrays
     x_start: torch.Tensor
@@ -27,7 +27,8 @@ class SplitTensors:
     @classmethod
     def build(cls, arrays: ABRArrays, normaliser: Normaliser, device: torch.device) -> SplitTensors:
         x = torch.as_tensor(normaliser.encode_signals(arrays.signals), dtype=torch.float32)
-        s = torch.as_tensor(normaliser.encode_static(arrays.static), dtype=torch.float32)
+        s = torch.as_tensor(normaliser.encode_conditions(*arrays.inputs_for(normaliser.conditions)),
+                            dtype=torch.float32)
         return cls(arrays, x.unsqueeze(1).to(device), s.to(device))
 
     def __len__(self) -> int:
@@ -74,13 +75,13 @@ def sample_round(model, schedule: Schedule, split: SplitTensors, idx: np.ndarray
     static = split.static[torch.as_tensor(idx, device=split.static.device)]
     seed = cfg.trainer.val_seed if seed is None else seed
     generated = generate_uv(model, schedule, static, cfg, normaliser, seed, autocast, cfg_scale)
-    reference, profile, sr = split.arrays.signals[idx], cfg.profile, cfg.data.sample_rate_hz
+    reference, profile, sr = split.arrays.signals[idx], cfg.profile, cfg.data.effective_rate_hz
     ref_latency = reference_latencies(reference, split.arrays.v_latency_ms[idx], sr, profile)
     truth = split.arrays.response_present if split.arrays.response_present is not None else \
         split_truth(split.arrays, sr, profile)  # a mouse file without marks: its level series' agreement
     present = None if truth is None else truth[idx]
     metrics = sample_metrics(generated, reference, ref_latency, sr, response_present=present, profile=profile)
-    realistic = realism(reference, generated, split.arrays.subset(idx), cfg.data.sample_rate_hz)
+    realistic = realism(reference, generated, split.arrays.subset(idx), sr)
     metrics["sample/c2st_acc"] = realistic["c2st_acc"]
     return metrics, generated
 

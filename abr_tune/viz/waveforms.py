@@ -37,8 +37,8 @@ def condition_label(static_row: np.ndarray) -> str:
     return f"{intensity:.0f} dB · {rate:.0f}/s\n{shown} · Fmp {fmp:.2g}"
 
 
-def _style(ax, static_row: np.ndarray) -> None:
-    ax.set_title(condition_label(static_row), fontsize=PANEL_TITLE_PT)
+def _style(ax, static_row: np.ndarray, title: str | None = None) -> None:
+    ax.set_title(condition_label(static_row) if title is None else title, fontsize=PANEL_TITLE_PT)
     ax.tick_params(labelsize=TICK_PT)
     for axis in (ax.xaxis, ax.yaxis):  # round steps (0.1, 0.2, 0.5 µV): short labels
         axis.set_major_locator(MaxNLocator(TICKS_PER_AXIS - 1, steps=[1, 2, 5, 10]))
@@ -65,8 +65,8 @@ def _legend_cols(fig: Figure, labels: list[str]) -> int:
     return len(labels) if width_pt <= fig.get_size_inches()[0] * 72 else 1
 
 
-def _time_ms(length: int, sample_rate_hz: float) -> np.ndarray:
-    return np.arange(length) / sample_rate_hz * 1000.0
+def _time_ms(length: int, sample_rate_hz: float, start_ms: float = 0.0) -> np.ndarray:
+    return start_ms + np.arange(length) / sample_rate_hz * 1000.0
 
 
 def waveform_grid(
@@ -77,21 +77,24 @@ def waveform_grid(
     *,
     unit: str = "µV",
     figsize: tuple[float, float] | None = None,
+    titles: list[str] | None = None,
+    start_ms: float = 0.0,
 ) -> Figure:
     """One panel per condition; `waves` is [(signals (N, T) in `unit`, label, colour), ...] overlaid;
-    `figsize` (inches) replaces the size the panels give."""
+    `figsize` (inches) replaces the size the panels give; `titles` (default: the clinic's condition label)
+    head the panels; time starts at `start_ms` (a window cut from longer records)."""
     n = len(static_raw)
     # One amplitude scale for all panels: amplitudes compare across conditions (wave V grows with
     # intensity), and tick labels on the left column only leave the narrow panels their width.
     fig, axes = panel_grid(n, _panel_in(n), max_cols=MAX_COLS, sharex=True, sharey=True)
     fig.set_layout_engine("constrained")  # places the figure legend and the wrapped title too
-    t_ms = _time_ms(waves[0][0].shape[-1], sample_rate_hz)
+    t_ms = _time_ms(waves[0][0].shape[-1], sample_rate_hz, start_ms)
     for i, ax in enumerate(axes.flat[:n]):
         for signals, label, color in waves:
             ax.plot(t_ms, signals[i], color=color, lw=1.0, label=label)
         ax.axhline(0.0, color="0.8", lw=0.6, zorder=0)
         ax.grid(alpha=0.25)
-        _style(ax, static_raw[i])
+        _style(ax, static_raw[i], None if titles is None else titles[i])
     label_grid(axes, "time (ms)", None, fontsize=TEXT_PT)  # per panel: the figure legend takes the bottom edge
     label_grid(axes, None, f"amplitude ({unit})", fontsize=TEXT_PT, once=True)
     if len(waves) > 1:  # below the panels, not over a waveform
@@ -112,8 +115,10 @@ def _power_db(signal_uv: np.ndarray, n_fft: int = 32, hop: int = 4) -> np.ndarra
 
 
 def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate_hz: float, title: str, *,
-                     unit: str = "µV", figsize: tuple[float, float] | None = None) -> Figure:
-    """Short-time magnitude (dB re 1 `unit`) of each waveform, frequency in kHz against time in ms."""
+                     unit: str = "µV", figsize: tuple[float, float] | None = None, titles: list[str] | None = None,
+                     start_ms: float = 0.0) -> Figure:
+    """Short-time magnitude (dB re 1 `unit`) of each waveform, frequency in kHz against time in ms (from
+    `start_ms`); `titles` as in `waveform_grid`."""
     n = len(signals_uv)
     # One frequency axis (ticks on the left column only); lower panels leave the colour bar room
     # in a figure still wide enough for its width to set its size on screen.
@@ -121,11 +126,11 @@ def spectrogram_grid(signals_uv: np.ndarray, static_raw: np.ndarray, sample_rate
     fig.set_layout_engine("constrained")
     powers = [_power_db(row) for row in signals_uv]
     vmax = max(float(p.max()) for p in powers)
-    extent = (0.0, signals_uv.shape[1] / sample_rate_hz * 1000, 0.0, sample_rate_hz / 2000)
+    extent = (start_ms, start_ms + signals_uv.shape[1] / sample_rate_hz * 1000, 0.0, sample_rate_hz / 2000)
     for i, ax in enumerate(axes.flat[:n]):
         image = ax.imshow(powers[i], origin="lower", aspect="auto", extent=extent, cmap="magma",
                           vmin=vmax - 60, vmax=vmax)  # one 60 dB colour scale for every panel
-        _style(ax, static_raw[i])
+        _style(ax, static_raw[i], None if titles is None else titles[i])
     label_grid(axes, "time (ms)", None, fontsize=TEXT_PT)
     label_grid(axes, None, "frequency (kHz)", fontsize=TEXT_PT, once=True)
     # Below the panels: at the side it would take a fifth of a narrow figure's width.
