@@ -29,6 +29,8 @@ SMOKE_OVERRIDES = {
     "trainer.sample_every_epochs": 2, "viz.num_samples": 2, "viz.plot_spectrogram": False,
     "advanced.lr_warmup_steps": 0,
 }
+# ... and, on a recordings file (where data.synthetic.* does nothing), the recordings of 6 of its subjects.
+SMOKE_FILE_OVERRIDES = {"data.max_subjects": 6}
 SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
 SMOKE_CONFIRM = {"top_k": 1, "seeds": 2}  # at most: a confirming space confirms its winner over 2 seeds
 
@@ -46,6 +48,8 @@ def plan_new(args: argparse.Namespace) -> Experiment:
         overrides = parse_overrides(args.override)
         refuse_searched(overrides, space, "--override")
         base = apply_overrides(base, overrides)
+    if args.smoke_test and (base.get("data") or {}).get("source") == "file":
+        base = apply_overrides(base, SMOKE_FILE_OVERRIDES)
     base_cfg = from_dict(_absolute_data_path(base))
     space = _apply_flags(space, args, base_cfg)
     if args.warm_start_top is not None and not args.warm_start:
