@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", required=True, help="a .pt checkpoint written by abr-tune")
     p.add_argument("--condition", action="append", metavar="NAME=VALUE",
-                   help="a condition the model declares, in its unit or one of its categories (repeat for each)")
+                   help="a condition the model declares, in its unit or one of its categories (repeat for each; "
+                        "NAME= for an empty category)")
     p.add_argument("--age", type=float, help="age in years (the clinic's conditions)")
     p.add_argument("--intensity", type=float, help="stimulus intensity in dB nHL (the clinic's conditions)")
     p.add_argument("--rate", type=float, help="stimulus rate in clicks/s (the clinic's conditions)")

@@ -24,7 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from abr_tune.data import prepare_splits  # noqa: E402
@@ -103,7 +102,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                  "--resample-hz must be a positive number of Hz"),
                 (any(not (math.isfinite(s) and 0 <= s <= 50) for s in args.cfg_scale or []),
                  "--cfg-scale values must lie in 0-50"),
-                ((Path(args.out) / "real_data.json").exists(), f"{args.out}/real_data.json exists; choose another --out"),
+                ((Path(args.out) / "real_data.json").exists(),
+                 f"{args.out}/real_data.json exists; choose another --out"),
                 (any("=" not in o for o in args.override), "--override takes KEY=VALUE")]
     for bad, message in problems:
         if bad:
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
               "epochs": None if summary is None else summary["epochs_run"],
               "config": None if args.checkpoint else args.config,
               "overrides": overrides, "checkpoint": str(checkpoint), "cfg_scale": float(next(iter(by_scale))),
-              "targets": targets(first), "by_cfg_scale": by_scale, "score_seconds": round(time.monotonic() - started, 1),
+              "targets": targets(first), "by_cfg_scale": by_scale,
+              "score_seconds": round(time.monotonic() - started, 1),
               "train": None if summary is None else {k: summary[k] for k in (
                   "status", "epochs_run", "planned_epochs", "best_epoch", "best_val_mse_v", "train_seconds")},
               "species": cfg.data.species, "sample_rate_hz": cfg.data.effective_rate_hz}

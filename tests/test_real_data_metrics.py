@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 from mouse_like import FS, LENGTH, LEVELS, band_limited_noise, level_series, waves
 
-from abr_tune.fidelity.heldout import (Recordings, c2st_accuracy, heldout_metrics, level_slopes, median_waveform_r,
-                                       responding_conditions, threshold_error_db, within_group_slope)
+from abr_tune.fidelity.heldout import (
+    Recordings,
+    c2st_accuracy,
+    heldout_metrics,
+    level_slopes,
+    median_waveform_r,
+    responding_conditions,
+    threshold_error_db,
+    within_group_slope,
+)
 from abr_tune.physiology.profiles import MOUSE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -138,6 +138,14 @@ def test_signals_in_another_unit_are_refused_naming_it(tmp_path, scale, unit, fi
     assert 0.5 < np.median(np.ptp(fixed.signals, axis=1)) < 10
 
 
+def test_small_responses_stored_in_nv_are_refused(tmp_path):
+    """A median of 0.55 µV (the BioSigRZ development click records') stored in nV is 553: not µV."""
+    content = mouse_like()
+    content["signals"] = content["signals"] * (553.0 / np.median(np.ptp(content["signals"], axis=1)))
+    with pytest.raises(UserError, match="median peak-to-peak is 553, outside an ABR's .* they look like nV"):
+        load_arrays(file_cfg(write(tmp_path / "m.npz", content), window=0))
+
+
 def test_flat_records_and_an_artifact_are_dropped_and_named(tmp_path, capsys):
     content = mouse_like()
     content["signals"][3] = 0.0
@@ -254,7 +262,7 @@ def test_panel_titles_carry_the_files_units(mouse_run):
 
     tmp, _ = mouse_run
     arrays = load(file_cfg(tmp / "m.npz", window=0))
-    assert arrays.titles()[0] == "30 dB SPL · 2 months\nbaseline"
+    assert arrays.titles()[0] == "30 dB SPL · 2 mo\nbaseline"  # short units: a narrow panel
 
 
 def test_sample_with_conditions_writes_a_file_that_trains_again(mouse_run, capsys):

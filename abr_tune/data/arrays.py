@@ -38,6 +38,7 @@ class ABRArrays:
     sample_rate_hz: float = 20000.0  # of `signals`: after any resampling
     start_ms: float = 0.0  # time of the first sample (data.window)
     constants: dict = field(default_factory=dict)  # conditions with one value in the whole file: {name: value}
+    series_key: np.ndarray | None = None  # (N,) str level series of each row, kept by `measured()`
 
     def __len__(self) -> int:
         return int(self.signals.shape[0])
@@ -51,6 +52,18 @@ class ABRArrays:
         """The numeric condition `name`, or None when the data does not condition on it."""
         names = self.conditions.names
         return self.static[:, names.index(name)] if name in names else None
+
+    def level_series(self) -> np.ndarray:
+        """(N,) str: the level series each recording belongs to, the recordings of one patient that share every
+        condition but the level (intensity) and Fmp (a per-recording quality number, not a condition)."""
+        if self.series_key is not None:
+            return self.series_key
+        parts = [np.asarray(self.patient_id).astype(str)]
+        parts += [self.static[:, j].astype(str) for j, name in enumerate(self.conditions.names)
+                  if name not in ("intensity", "fmp")]
+        if self.labels is not None:
+            parts += [self.labels[:, j].astype(str) for j in range(self.labels.shape[1])]
+        return np.array(["|".join(row) for row in zip(*parts, strict=True)])
 
     def inputs_for(self, spec: Conditions) -> tuple[np.ndarray, np.ndarray | None]:
         """((N, K) numeric, (N, C) categorical or None) conditions in the order a model declares them (`spec`),
@@ -92,10 +105,10 @@ class ABRArrays:
             if column is not None and (name != "age" or unit in YEARS_PER):
                 view[:, j] = column * YEARS_PER.get(unit, 1.0) if name == "age" else column
         spec = Conditions(STATIC_NAMES, CLINIC_UNITS, self.conditions.labels, self.conditions.categories)
-        return replace(self, static=view, conditions=spec)
+        return replace(self, static=view, conditions=spec, series_key=self.level_series())
 
     def subset(self, idx: np.ndarray) -> ABRArrays:
         """The recordings at `idx` (integer indices or a boolean mask)."""
         rows = ("signals", "static", "patient_id", "v_latency_ms", "v_amplitude_uv", "response_present", "clean_uv",
-                "target", "labels")
+                "target", "labels", "series_key")
         return replace(self, **{k: None if getattr(self, k) is None else getattr(self, k)[idx] for k in rows})

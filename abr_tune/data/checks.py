@@ -2,7 +2,8 @@
 
 - Unit: a scalp ABR spans ~0.1-10 µV peak to peak (Hall, New Handbook of Auditory Evoked Responses,
   2007; mouse ABRs reach a few µV), so a median peak-to-peak below MIN_PTP_UV or above MAX_PTP_UV
-  is a unit mistake: the factor (V, mV, nV) that brings it nearest 1 µV is named, with the fix
+  is a unit mistake. The upper bound is 100 µV, not 1 mV: the BioSigRZ development recordings have
+  a median of 0.55 µV, which stored in nV (553) would pass a 1 mV bound as µV: the factor (V, mV, nV) that brings it nearest 1 µV is named, with the fix
   `data.signal_scale`.
 - Flat: a record whose every sample is equal (all zero: nothing was recorded) is dropped.
 - Artifacts: a record whose peak-to-peak exceeds `data.artifact_reject` (default 10) times the median
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..errors import UserError
 
-MIN_PTP_UV, MAX_PTP_UV = 0.01, 1000.0
+MIN_PTP_UV, MAX_PTP_UV = 0.01, 100.0
 MIN_GROUP = 3
 _UNITS = {"V": 1e6, "mV": 1e3, "nV": 1e-3}  # the factor to µV
 

@@ -19,6 +19,8 @@ from ..config import STATIC_NAMES
 from ..errors import UserError
 
 CLINIC_UNITS = ("years", "dB nHL", "clicks/s", "")
+SHORT_UNITS = {"years": "y", "months": "mo", "weeks": "wk", "days": "d", "hours": "h"}  # panel titles
+PANEL_CHARS = 16  # a title line across a narrow figure panel (viz.waveforms.PANEL_TITLE_PT)
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,11 @@ class Conditions:
         return out
 
     def describe(self, static_row: np.ndarray, label_row: np.ndarray | None = None) -> str:
-        """A panel title: '70 dB SPL · 3 months' over the categories ('24h · AAV')."""
-        numeric = " · ".join(f"{float(v):.3g} {u}".strip() if u else f"{n} {float(v):.3g}"
-                             for n, u, v in zip(self.names, self.units, static_row, strict=True))
-        cats = " · ".join(str(v) for v in label_row) if label_row is not None and len(label_row) else ""
-        return "\n".join(part for part in (numeric, cats) if part)
+        """A panel title: '70 dB SPL · 3 mo' over the categories ('24h · AAV'), parts wrapped at PANEL_CHARS."""
+        numeric = [f"{float(v):.3g} {SHORT_UNITS.get(u, u)}".strip() if u else f"{n} {float(v):.3g}"
+                   for n, u, v in zip(self.names, self.units, static_row, strict=True)]
+        cats = [str(v) for v in label_row] if label_row is not None and len(label_row) else []
+        return "\n".join(line for parts in (numeric, cats) for line in _joined(parts))
 
     def state_dict(self) -> dict[str, Any]:
         return {"names": list(self.names), "units": list(self.units), "labels": list(self.labels),
@@ -94,8 +96,25 @@ class Conditions:
     def summary(self) -> str:
         """'intensity (dB SPL), age (months); time_point: 24h, baseline' for notices and errors."""
         numeric = ", ".join(self.axis_label(n) for n in self.names) or "none"
-        cats = "; ".join(f"{n}: {', '.join(c)}" for n, c in zip(self.labels, self.categories, strict=True))
+        cats = "; ".join(f"{n}: {', '.join(map(shown_category, c))}"
+                         for n, c in zip(self.labels, self.categories, strict=True))
         return numeric + (f"; {cats}" if cats else "")
 
 
 CLINIC = Conditions()
+
+
+def _joined(parts: list[str]) -> list[str]:
+    """`parts` joined by ' · ' into lines of at most PANEL_CHARS characters (a longer part gets its own line)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 3 + len(part) <= PANEL_CHARS:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def shown_category(category: str) -> str:
+    """A category as errors list it: an empty one (a blank cell) as '(empty: NAME=)', how it is asked for."""
+    return category if category else "(empty: NAME=)"

@@ -15,7 +15,7 @@ import numpy as np
 from ..config import STATIC_NAMES
 from ..errors import UserError
 from ..physiology.ranges import CONDITIONS, check_in_range, condition_range
-from .conditions import Conditions
+from .conditions import Conditions, shown_category
 
 
 def parse_pairs(pairs: list[str] | None) -> dict[str, str]:
@@ -24,7 +24,7 @@ def parse_pairs(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         name, value = name.strip(), value.strip()
-        if not sep or not name or not value:
+        if not sep or not name:  # an empty VALUE names an empty category (a blank manifest cell)
             raise UserError(f"--condition takes NAME=VALUE, e.g. --condition intensity=70, got {pair!r}")
         if name in out:
             raise UserError(f"--condition {name} is given twice ({out[name]} and {value}); give it once")
@@ -68,7 +68,7 @@ def resolve(conditions: Conditions, pairs: dict[str, str],
     for name, cats in zip(conditions.labels, conditions.categories, strict=True):
         if given[name] not in cats:
             raise UserError(f"{name} '{given[name]}' is not a category the model was trained on; valid: "
-                            f"{', '.join(cats)}")
+                            f"{', '.join(map(shown_category, cats))}")
     return static, np.array([[given[name] for name in conditions.labels]])
 
 

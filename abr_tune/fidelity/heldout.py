@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..physiology.detection import R_MIN, level_series_r, thresholds
-from ..physiology.measures import detect_response
+from ..physiology.detection import keyed_series_truth, thresholds
 from ..physiology.peaks import pick_primary
 from ..physiology.profiles import Profile
 from .c2st import c2st
@@ -75,10 +74,9 @@ class Recordings:
 
 
 def detected(rec: Recordings, sample_rate_hz: float, profile: Profile) -> np.ndarray:
-    """Per row: a response by agreement with the next level of its series; alone at its level series, the
-    single-trace detector (as `physiology.detection.series_truth`)."""
-    r = level_series_r(rec.signals, rec.levels, rec.series(), sample_rate_hz, profile)
-    return np.where(np.isfinite(r), r >= R_MIN, detect_response(rec.signals, sample_rate_hz, profile))
+    """Per row: a response by agreement with the next level of its series; alone in its series, the single-trace
+    detector (`physiology.detection.keyed_series_truth`)."""
+    return keyed_series_truth(rec.signals, rec.levels, rec.series(), sample_rate_hz, profile)
 
 
 def responding_conditions(real: Recordings, sample_rate_hz: float, profile: Profile) -> np.ndarray:

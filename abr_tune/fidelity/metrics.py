@@ -15,7 +15,7 @@ import numpy as np
 from ..data import ABRArrays
 from ..data.arrays import TRUTH_MARKS, TRUTH_SIMULATOR
 from ..data.synthetic import fresh_recordings, new_subject_recordings
-from ..physiology.detection import series_truth
+from ..physiology.detection import keyed_series_truth
 from ..physiology.measures import (
     clear_truth,
     detect_response,
@@ -126,18 +126,10 @@ def _corr_truth(flat: np.ndarray, ref: ABRArrays, repeats: int) -> float:
 def split_truth(split: ABRArrays, sample_rate_hz: float, profile: Profile = HUMAN) -> np.ndarray | None:
     """Response truth of a file without marks, for a profile that reads it from level series (mouse): the
     cross-level agreement within each patient's series (`physiology.detection.series_truth`); else None."""
-    if split.response_present is not None or not profile.truth_from_series or split.column("intensity") is None:
+    levels = split.column("intensity")
+    if split.response_present is not None or not profile.truth_from_series or levels is None:
         return None
-    if split.conditions.is_clinic:
-        return series_truth(split.signals, split.static, split.patient_id, sample_rate_hz, profile)
-    # A series: a patient's records that share every condition but the level (and Fmp), categories included.
-    names = split.conditions.names
-    others = [split.static[:, j] for j, n in enumerate(names) if n not in ("intensity", "fmp")]
-    codes = [] if split.labels is None else \
-        [np.unique(split.labels[:, j], return_inverse=True)[1].ravel() for j in range(split.labels.shape[1])]
-    static = np.column_stack([split.column("intensity"), *others, *codes])
-    return series_truth(split.signals, static, split.patient_id, sample_rate_hz, profile, level_column=0,
-                        condition_columns=tuple(range(1, static.shape[1])))
+    return keyed_series_truth(split.signals, levels, split.level_series(), sample_rate_hz, profile)
 
 
 def fidelity_metrics(generated_uv: np.ndarray, split: ABRArrays, idx: np.ndarray, sample_rate_hz: float,

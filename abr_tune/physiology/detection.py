@@ -64,14 +64,21 @@ def detect_series(signals_uv: np.ndarray, levels_db: np.ndarray, series: np.ndar
 def series_truth(signals_uv: np.ndarray, static: np.ndarray, patient_id: np.ndarray, sample_rate_hz: float,
                  profile: Profile = HUMAN, level_column: int = 1, condition_columns: tuple[int, ...] = (0, 2)
                  ) -> np.ndarray:
-    """Response truth of unmarked recordings: `detect_series` within each series, i.e. the records of one
-    patient that share the `condition_columns` of `static` (age and rate; not Fmp, a per-recording
-    quality number) and differ in `static[:, level_column]`; a record alone at its conditions falls back
-    to the single-trace detector (`measures.detect_response`)."""
+    """Response truth of unmarked recordings: `keyed_series_truth` with the series formed by the records of
+    one patient that share the `condition_columns` of `static` (age and rate; not Fmp, a per-recording
+    quality number) and differ in `static[:, level_column]`."""
     static = np.asarray(static, dtype=np.float64)
     keys = np.column_stack([np.asarray(patient_id).astype(str), static[:, list(condition_columns)].astype(str)])
-    _, series = np.unique(keys, axis=0, return_inverse=True)
-    r = level_series_r(signals_uv, static[:, level_column], series.ravel(), sample_rate_hz, profile)
+    series_key = np.array(["|".join(row) for row in keys])
+    return keyed_series_truth(signals_uv, static[:, level_column], series_key, sample_rate_hz, profile)
+
+
+def keyed_series_truth(signals_uv: np.ndarray, levels_db: np.ndarray, series_key: np.ndarray, sample_rate_hz: float,
+                       profile: Profile = HUMAN) -> np.ndarray:
+    """`detect_series` within each series (the records sharing a `series_key`); a record alone at its
+    conditions falls back to the single-trace detector (`measures.detect_response`)."""
+    _, series = np.unique(np.asarray(series_key).astype(str), return_inverse=True)
+    r = level_series_r(signals_uv, levels_db, series.ravel(), sample_rate_hz, profile)
     single = detect_response(signals_uv, sample_rate_hz, profile)
     return np.where(np.isfinite(r), r >= R_MIN, single)
 
