@@ -70,6 +70,13 @@ def score(checkpoint: str, scales: list[float] | None, seed: int) -> tuple[dict,
     return out, cfg
 
 
+def sampled_epochs(history: list[dict]) -> list[dict]:
+    """val/mse_v beside the training's own sample metrics (validation subjects), on each sampling epoch: whether
+    the loss and the samples move together."""
+    keys = ("epoch", "val/mse_v", "sample/c2st_acc", "sample/corr", "sample/detection_acc")
+    return [{k: h.get(k) for k in keys} for h in history if "sample/c2st_acc" in h]
+
+
 def table(rows: dict[str, dict]) -> str:
     keys = KEYS[:7]
     lines = [("CFG", *keys)] + [(s, *(_fmt(m[k]) for k in keys)) for s, m in rows.items()]
@@ -137,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
               "score_seconds": round(time.monotonic() - started, 1),
               "train": None if summary is None else {k: summary[k] for k in (
                   "status", "epochs_run", "planned_epochs", "best_epoch", "best_val_mse_v", "train_seconds")},
+              "sampled_epochs": [] if summary is None else sampled_epochs(summary["history"]),
               "species": cfg.data.species, "sample_rate_hz": cfg.data.effective_rate_hz}
     out.mkdir(parents=True, exist_ok=True)
     (out / "real_data.json").write_text(json.dumps(json_safe(result), indent=2) + "\n")

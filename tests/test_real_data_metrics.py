@@ -115,20 +115,9 @@ def test_median_waveforms_of_noise_do_not_correlate_with_responses(real):
     assert n >= 8 and abs(r) < 0.3
 
 
-def write_mouse_npz(path: Path) -> None:
-    """A tiny recordings file as convert writes it: 12 simulated mice, two time points, 244 samples."""
-    series = level_series(12, seed=6)
-    n = len(series.levels)
-    time_point = np.where(series.subject % 2 == 0, "baseline", "24h")
-    np.savez(path, signals=series.signals.astype(np.float32), sample_rate_hz=np.float64(FS),
-             patient_id=series.subject.astype(str), static=np.c_[series.levels, np.full(n, 3.0)].astype(np.float32),
-             static_order=np.array(["intensity", "age"]), static_units=np.array(["dB SPL", "months"]),
-             labels=np.c_[time_point, np.full(n, "PSI")], label_order=np.array(["time_point", "treatment"]))
-
-
 def test_benchmark_writes_the_issue_keys_on_a_tiny_run(tmp_path):
     data, out = tmp_path / "mice.npz", tmp_path / "bench"
-    write_mouse_npz(data)
+    mouse_like.write_recordings(data, 12, seed=6)
     tiny = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "diffusion.sample_steps=3",
             "trainer.sample_every_epochs=1", "loader.batch_size=32"]
     cmd = [sys.executable, str(ROOT / "benchmarks" / "real_data.py"), "--data", str(data), "--window", "0",
