@@ -32,6 +32,7 @@ def test_the_mouse_space_smoke_test_keeps_6_subjects_and_optimises_the_c2st(tmp_
     splits = prepare_splits(cfg.data)
     subjects = {p for s in (splits.train, splits.val, splits.test) for p in s.patient_id}
     assert len(subjects) == 6
+    (tmp_path / "full").mkdir()
     full = plan(tmp_path / "full", ROOT / "search_spaces" / "mouse.yaml")
     assert from_dict(full.space.base).data.max_subjects is None
 
