@@ -7,7 +7,8 @@ one waveform per recording of the held-out subjects (the test split) and compare
 `data.window` and `data.resample_hz`. Training is timed as in benchmarks/fidelity.py (an epoch probed,
 trainer.max_epochs set so the cosine schedule completes in the budget, a deadline regardless). The
 metrics and their oracles are defined in abr_tune/fidelity/heldout.py. Writes DIR/real_data.json (the
-keys of KEYS at the first --cfg-scale, every scale under by_cfg_scale) and prints them as a table.
+keys of KEYS at the first --cfg-scale, every scale under by_cfg_scale) and DIR/generated.npz (the generated
+waveforms) and prints them as a table.
 `--checkpoint CKPT` scores a trained checkpoint instead (the CFG lever costs no training).
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from abr_tune.data import prepare_splits  # noqa: E402
@@ -50,8 +52,9 @@ def targets(m: dict) -> dict[str, bool]:
             "threshold_error_db": _finite(m["threshold_error_db"]) and m["threshold_error_db"] <= 5.0}
 
 
-def score(checkpoint: str, scales: list[float] | None, seed: int) -> tuple[dict, object]:
-    """Generate for every held-out recording at each CFG scale and measure it against them: {scale: metrics}."""
+def score(checkpoint: str, scales: list[float] | None, seed: int) -> tuple[dict, object, dict]:
+    """Generate for every held-out recording at each CFG scale and measure it against them: ({scale: metrics},
+    the config that ran, {cfg_<scale>: (N, T) µV generated waveforms})."""
     gen = Generator.from_checkpoint(checkpoint)
     cfg = gen.cfg
     splits = prepare_splits(cfg.data)
@@ -63,11 +66,11 @@ def score(checkpoint: str, scales: list[float] | None, seed: int) -> tuple[dict,
     profile = replace(cfg.profile, delay_ms=cfg.profile.delay_ms - test.start_ms)
     real, seen = (Recordings(a.signals, a.static, a.labels, a.patient_id, level) for a in (test, train))
     static, labels = test.inputs_for(gen.normaliser.conditions)
-    out = {}
+    out, waveforms = {}, {}
     for scale in scales or [cfg.diffusion.cfg_scale]:
-        generated = gen.generate(static, 1, scale, seed, labels=labels)[0]
+        waveforms[f"cfg_{scale:g}"] = generated = gen.generate(static, 1, scale, seed, labels=labels)[0]
         out[f"{scale:g}"] = heldout_metrics(generated, real, seen, test.sample_rate_hz, profile, seed)
-    return out, cfg
+    return out, cfg, waveforms
 
 
 def sampled_epochs(history: list[dict]) -> list[dict]:
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = train_for(args.config, args.minutes, out, args.threads, args.epochs, _typed(overrides))
         checkpoint = summary["best_checkpoint"] or summary["last_checkpoint"]
     started = time.monotonic()
-    by_scale, cfg = score(checkpoint, args.cfg_scale, args.seed)
+    by_scale, cfg, waveforms = score(checkpoint, args.cfg_scale, args.seed)
     first = next(iter(by_scale.values()))
     result = {**{k: first[k] for k in KEYS[:7]},
               "minutes": None if summary is None else round(summary["train_seconds"] / 60, 2),
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
               "sampled_epochs": [] if summary is None else sampled_epochs(summary["history"]),
               "species": cfg.data.species, "sample_rate_hz": cfg.data.effective_rate_hz}
     out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "generated.npz", **waveforms)  # one row per held-out recording of the test split, in its order
     (out / "real_data.json").write_text(json.dumps(json_safe(result), indent=2) + "\n")
     print(table(by_scale))
     for k in KEYS[7:]:

@@ -133,5 +133,7 @@ def test_benchmark_writes_the_issue_keys_on_a_tiny_run(tmp_path):
     assert 0.0 <= result["c2st_acc"] <= 1.0 and result["config"].endswith("configs/mouse.yaml")
     assert result["overrides"]["data.window"] == 0.0
     assert all(k in done.stdout for k in keys)
+    with np.load(out / "generated.npz") as generated:
+        assert generated["cfg_2"].shape == (result["by_cfg_scale"]["2"]["detail"]["n_heldout"], 200)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 2 and "real_data.json exists" in again.stderr  # nothing written is overwritten
