@@ -7,6 +7,7 @@ median of the per-pair ratios. Nothing here asserts on absolute time.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -19,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from abr_tune.config import TrainConfig, load_config
+from abr_tune.train import train_abr
+from abr_tune.training.callbacks import StopRun
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CONFIG = ROOT / "configs" / "cpu.yaml"
@@ -106,6 +109,50 @@ def quiet_run(log_dir: Path, threads: int) -> dict[str, Any]:
     return {"log_dir": str(log_dir), "device": "cpu", "trainer.progress": False, "trainer.keep_last_k": 0,
             "trainer.save_every_epochs": 1000, "trainer.early_stop_patience": 0,
             "advanced.torch_threads": threads}
+
+
+class Deadline:
+    """A train_abr reporter that ends the run after the epoch in which the wall-clock budget ran out."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def restore_dir(self):
+        return None
+
+    def report(self, metrics, checkpoint_dir):
+        if time.monotonic() >= self.end:
+            raise StopRun(f"stopped at the deadline after epoch {int(metrics['epoch'])}")
+
+
+def train_for(config: str, minutes: float, out: Path, threads: int, epochs: int | None,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Probe an epoch's time, then train for as many epochs as fit in what is left of the budget (or exactly
+    `epochs`, without a deadline), so the cosine schedule completes; stop at the deadline regardless."""
+    started = time.monotonic()
+    common = {**(overrides or {}), "log_dir": str(out / "train"), "trainer.progress": False,
+              "advanced.torch_threads": threads}
+    left = math.inf
+    if epochs is None:
+        per_epoch = _probe_epoch_seconds(config, common)
+        left = minutes * 60 - (time.monotonic() - started)
+        epochs = max(1, math.floor(left / per_epoch))
+        print(f"benchmark: {per_epoch:.1f} s/epoch -> {epochs} epochs in the remaining {left / 60:.1f} min", flush=True)
+    summary = train_abr(load_config(config, {**common, "exp_name": "bench", "trainer.max_epochs": epochs}),
+                        Deadline(left))
+    summary["train_seconds"] = time.monotonic() - started
+    summary["planned_epochs"] = epochs
+    return summary
+
+
+def _probe_epoch_seconds(config: str, common: dict[str, Any]) -> float:
+    """Seconds an epoch costs on average: two epochs, the second (the last) with a sampling round, whose cost
+    is shared over `trainer.sample_every_epochs` epochs."""
+    every = load_config(config, common).trainer.sample_every_epochs
+    probe = train_abr(load_config(config, {**common, "exp_name": "probe", "trainer.max_epochs": 2,
+                                           "trainer.early_stop_patience": 0}))
+    plain, sampled = (h["epoch/time_sec"] for h in probe["history"][:2])
+    return plain + max(0.0, sampled - plain) / every
 
 
 class BareLoop:

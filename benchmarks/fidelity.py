@@ -25,11 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from abr_tune.config import load_config  # noqa: E402
 from abr_tune.fidelity.evaluation import EvalOptions, evaluate  # noqa: E402
 from abr_tune.formatting import json_safe  # noqa: E402
-from abr_tune.train import train_abr  # noqa: E402
-from abr_tune.training.callbacks import StopRun  # noqa: E402
+from benchmarks.common import train_for  # noqa: E402
 
 # Targets on the synthetic test split: (metric, comparison, value). Pearson r is taken against the
 # noise-free response (corr_truth): against a noisy recording even the true response scores only
@@ -40,40 +38,6 @@ TARGETS = (("wave_v_latency_mae_ms", "<=", 0.20), ("li_slope_rel_error", "<=", 0
 SHOWN = ("corr", "corr_truth", "mse_uv", "spectral_distance_db", "wave_v_latency_mae_ms", "wave_v_amplitude_error_pct",
          "wave_v_found_frac", "detection_acc", "detection_acc_clear", "li_slope_ms_per_db", "li_slope_truth_ms_per_db",
          "li_slope_rel_error", "rate_effect_ms_per_hz", "infant_delay_ms", "diversity_ratio", "c2st_acc")
-
-
-class Deadline:
-    """A train_abr reporter that ends the run after the epoch in which the wall-clock budget ran out."""
-
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
-
-    def restore_dir(self):
-        return None
-
-    def report(self, metrics, checkpoint_dir):
-        if time.monotonic() >= self.end:
-            raise StopRun(f"stopped at the deadline after epoch {int(metrics['epoch'])}")
-
-
-def train_for(config: str, minutes: float, out: Path, threads: int, epochs: int | None) -> dict:
-    """Probe one epoch's time, then train for as many epochs as fit in what is left of the budget
-    (or exactly `epochs`, without a deadline)."""
-    started = time.monotonic()
-    common = {"log_dir": str(out / "train"), "trainer.progress": False, "advanced.torch_threads": threads}
-    left = math.inf
-    if epochs is None:
-        # Stopped after its first epoch, which is not its last, so the time holds no sampling round.
-        probe = train_abr(load_config(config, {**common, "exp_name": "probe", "trainer.max_epochs": 2}), Deadline(0))
-        per_epoch = probe["history"][0]["epoch/time_sec"]
-        left = minutes * 60 - (time.monotonic() - started)
-        epochs = max(1, math.floor(left / per_epoch))
-        print(f"benchmark: {per_epoch:.1f} s/epoch -> {epochs} epochs in the remaining {left / 60:.1f} min", flush=True)
-    cfg = load_config(config, {**common, "exp_name": "bench", "trainer.max_epochs": epochs})
-    summary = train_abr(cfg, Deadline(left))
-    summary["train_seconds"] = time.monotonic() - started
-    summary["planned_epochs"] = epochs
-    return summary
 
 
 def reached(value, op: str, target: float) -> bool:

@@ -74,3 +74,15 @@ def level_series(n_subjects: int, seed: int, thresholds_db=(30.0, 70.0)) -> Seri
     clean, levels, subject, present, latency = (np.array(c) for c in zip(*rows, strict=True))
     signals = clean + band_limited_noise(rng, len(clean))
     return Series(signals, levels, subject, present, latency, truth)
+
+
+def write_recordings(path, n_subjects: int, seed: int) -> None:
+    """Simulated level series as `python -m abr_tune.convert` writes a lab's: signals as recorded (244
+    samples), intensity (dB SPL) and age (months), time point and treatment labels, one subject per mouse."""
+    series = level_series(n_subjects, seed)
+    n = len(series.levels)
+    time_point = np.where(series.subject % 2 == 0, "baseline", "24h")
+    np.savez(path, signals=series.signals.astype(np.float32), sample_rate_hz=np.float64(FS),
+             patient_id=series.subject.astype(str), static=np.c_[series.levels, np.full(n, 3.0)].astype(np.float32),
+             static_order=np.array(["intensity", "age"]), static_units=np.array(["dB SPL", "months"]),
+             labels=np.c_[time_point, np.full(n, "PSI")], label_order=np.array(["time_point", "treatment"]))

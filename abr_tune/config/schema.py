@@ -41,6 +41,7 @@ class DataConfig:
     columns: dict[str, str] = field(default_factory=dict)  # CSV header per column, e.g. {age: "Patient Age"}
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test by patient
     split_seed: int = 42  # seed of the patient-level split
+    max_subjects: Optional[int] = None  # use only this many patients (seeded choice), e.g. a search's smoke test
     species: Literal["human", "mouse"] = "human"  # whose waves the picker, detection and metrics look for
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

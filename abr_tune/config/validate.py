@@ -80,6 +80,8 @@ def _data(cfg: TrainConfig, check: Checks) -> None:
     check(len(d.split) == 3 and all(r >= 0 for r in d.split) and abs(sum(d.split) - 1) < 1e-6
           and d.split[0] > 0 and d.split[1] > 0,
           f"data.split must be three ratios train/val/test summing to 1 with train and val > 0, got {d.split}")
+    check(d.max_subjects is None or d.max_subjects >= 3,
+          f"data.max_subjects must be at least 3 (one patient per split), got {d.max_subjects}")
     check(d.source != "file" or bool(d.path), "data.source is 'file' but data.path is empty; set data.path")
     check(0 < d.sample_rate_hz <= 1e6, f"data.sample_rate_hz must be in (0, 1e6] Hz, got {d.sample_rate_hz:g}")
     check(d.synthetic.n_subjects >= 3 and d.synthetic.recordings_per_subject >= 1,

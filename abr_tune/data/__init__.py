@@ -9,7 +9,7 @@ from .arrays import ABRArrays
 from .conditions import CLINIC, Conditions
 from .normalise import Normaliser
 from .readers import load_arrays
-from .split import pick_reference_indices, split_by_patient
+from .split import pick_reference_indices, some_patients, split_by_patient
 from .synthetic import simulate
 
 __all__ = ["ABRArrays", "CLINIC", "Conditions",
@@ -30,5 +30,7 @@ class Splits:
 def prepare_splits(cfg: DataConfig, arrays: ABRArrays | None = None) -> Splits:
     """Load (unless `arrays` is given), split by patient with cfg.split/split_seed, fit on train."""
     arrays = load_arrays(cfg) if arrays is None else arrays
+    if cfg.max_subjects is not None:
+        arrays = arrays.subset(some_patients(arrays.patient_id, cfg.max_subjects, cfg.split_seed))
     train, val, test = (arrays.subset(idx) for idx in split_by_patient(arrays.patient_id, cfg.split, cfg.split_seed))
     return Splits(train, val, test, Normaliser.fit(train.signals, train.static, arrays.conditions))

@@ -24,6 +24,14 @@ def split_by_patient(
     return train, val, test
 
 
+def some_patients(patient_id: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Row mask of the recordings of `n` patients drawn at random (seeded); every row when there are no more."""
+    patients = np.unique(np.asarray(patient_id))
+    if len(patients) <= n:
+        return np.ones(len(patient_id), dtype=bool)
+    return np.isin(patient_id, np.random.default_rng(seed).choice(patients, size=n, replace=False))
+
+
 def _patient_counts(n_patients: int, ratios: np.ndarray) -> np.ndarray:
     """Largest-remainder share of patients; every split with a ratio > 0 gets at least one."""
     wanted = int((ratios > 0).sum())

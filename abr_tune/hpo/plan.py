@@ -31,6 +31,8 @@ SMOKE_OVERRIDES = {
     "trainer.sample_every_epochs": 2, "viz.num_samples": 2, "viz.plot_spectrogram": False,
     "advanced.lr_warmup_steps": 0,
 }
+# ... and, on a recordings file (where data.synthetic.* does nothing), the recordings of 6 of its subjects.
+SMOKE_FILE_OVERRIDES = {"data.max_subjects": 6}
 SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
 SMOKE_CONFIRM = {"top_k": 1, "seeds": 2}  # at most: a confirming space confirms its winner over 2 seeds
 
@@ -48,6 +50,8 @@ def plan_new(args: argparse.Namespace) -> Experiment:
         overrides = parse_overrides(args.override)
         refuse_searched(overrides, space, "--override")
         base = apply_overrides(base, overrides)
+    if args.smoke_test and (base.get("data") or {}).get("source") == "file":
+        base = apply_overrides(base, SMOKE_FILE_OVERRIDES)
     base_cfg = from_dict(_absolute_data_path(base))
     space = _apply_flags(space, args, base_cfg)
     if args.warm_start_top is not None and not args.warm_start:
@@ -103,7 +107,7 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
     grace = min(given.get("grace_period", space.scheduler.grace_period), max_t)
     r = space.resources
     resolved = dataclasses.replace(
-        space, base_config=None, base=base_cfg.to_dict(), overrides={},
+        space, base_config=None, base=_trial_base(base_cfg), overrides={},
         **(with_metrics(args.metric) if args.metric else {}),  # --metric replaces the space's objectives
         num_samples=given.get("num_samples", space.num_samples),
         max_concurrent=given.get("max_concurrent", space.max_concurrent),
@@ -115,6 +119,19 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
                                     seeds=given.get("seeds", space.confirm.seeds)))
     check_settings(resolved)
     return resolved
+
+
+def _trial_base(cfg: TrainConfig) -> dict[str, Any]:
+    """The resolved base config that trials rebuild: every key but the facts a recordings file states itself
+    (its sample rate and condition order, the model's condition width), where the config left them at their
+    defaults: written out, they would read as set by the user and contradict the file."""
+    out = cfg.to_dict()
+    for section, keys, given in (("data", ("sample_rate_hz", "static_order"), cfg.data.set_by_user),
+                                 ("model", ("static_dim",), cfg.model.set_by_user)):
+        for key in keys:
+            if key not in given:
+                out[section].pop(key, None)
+    return out
 
 
 def _absolute_data_path(raw: dict[str, Any]) -> dict[str, Any]:

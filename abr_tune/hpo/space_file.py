@@ -10,7 +10,16 @@ from ..config import load_yaml
 from ..config.typed import SPACE_VOICE, coerce, hints
 from ..errors import UserError
 from .params import parse_params, reject_unknown
-from .space import METRIC_MODES, METRICS, ConfirmSpec, ResourcesSpec, SchedulerSpec, SearchSpace, SearchSpec
+from .space import (
+    FILE_DATA_METRIC,
+    METRIC_MODES,
+    METRICS,
+    ConfirmSpec,
+    ResourcesSpec,
+    SchedulerSpec,
+    SearchSpace,
+    SearchSpec,
+)
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -69,6 +78,8 @@ def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace
             raise UserError(f"search space field '{name}' must be a mapping, got {value!r}")
         kwargs[name] = value
     space = SearchSpace(**kwargs)
+    if "metric" not in raw and not raw.get("metrics") and (space.base_raw().get("data") or {}).get("source") == "file":
+        space = dataclasses.replace(space, **with_metrics([FILE_DATA_METRIC], raw.get("mode")))
     check_settings(space)
     refuse_searched(space.overrides, space, "overrides")
     return space
