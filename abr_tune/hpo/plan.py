@@ -21,6 +21,7 @@ from .space import SearchSpace
 from .space_file import check_settings, load_space, refuse_searched, with_metrics
 from .study import study_name
 from .summary import resumed_stage
+from .trial_base import trial_base
 
 # --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
 SMOKE_OVERRIDES = {
@@ -107,7 +108,7 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
     grace = min(given.get("grace_period", space.scheduler.grace_period), max_t)
     r = space.resources
     resolved = dataclasses.replace(
-        space, base_config=None, base=_trial_base(base_cfg), overrides={},
+        space, base_config=None, base=trial_base(base_cfg), overrides={},
         **(with_metrics(args.metric) if args.metric else {}),  # --metric replaces the space's objectives
         num_samples=given.get("num_samples", space.num_samples),
         max_concurrent=given.get("max_concurrent", space.max_concurrent),
@@ -119,19 +120,6 @@ def _apply_flags(space: SearchSpace, args: argparse.Namespace, base_cfg: TrainCo
                                     seeds=given.get("seeds", space.confirm.seeds)))
     check_settings(resolved)
     return resolved
-
-
-def _trial_base(cfg: TrainConfig) -> dict[str, Any]:
-    """The resolved base config that trials rebuild: every key but the facts a recordings file states itself
-    (its sample rate and condition order, the model's condition width), where the config left them at their
-    defaults: written out, they would read as set by the user and contradict the file."""
-    out = cfg.to_dict()
-    for section, keys, given in (("data", ("sample_rate_hz", "static_order"), cfg.data.set_by_user),
-                                 ("model", ("static_dim",), cfg.model.set_by_user)):
-        for key in keys:
-            if key not in given:
-                out[section].pop(key, None)
-    return out
 
 
 def _absolute_data_path(raw: dict[str, Any]) -> dict[str, Any]:
