@@ -42,6 +42,11 @@ def test_a_file_space_without_a_metric_defaults_to_the_c2st_and_synthetic_keeps_
     on_file = tmp_path / "file.yaml"
     on_file.write_text(yaml.safe_dump({"base_config": str(ROOT / "configs" / "mouse.yaml"), "params": params}))
     assert plan(tmp_path, on_file).space.metric == "sample/c2st_acc"
+    human = tmp_path / "human.yaml"
+    human.write_text(yaml.safe_dump({"base_config": str(ROOT / "configs" / "mouse.yaml"), "params": params,
+                                     "overrides": {"data.species": "human"}}))
+    (tmp_path / "h").mkdir()
+    assert plan(tmp_path / "h", human).space.metric == "val/mse_v"  # a clinic file keeps its default
     synthetic = tmp_path / "synthetic.yaml"
     synthetic.write_text(yaml.safe_dump({"base_config": str(ROOT / "configs" / "cpu.yaml"), "params": params}))
     args = build_parser().parse_args(["--space", str(synthetic), "--storage-path", str(tmp_path)])

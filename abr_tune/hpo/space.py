@@ -63,7 +63,8 @@ METRIC_MODES = {
     "sample/spectral_distance_db": "min", "sample/c2st_acc": "min",
 }
 METRICS = tuple(METRIC_MODES)
-# The default objective of a space on a recordings file (data.source: file) that names none: on real mouse
+# The default objective of a space on a lab's recordings file (data.source: file, a non-human data.species)
+# that names none (the clinic's files keep val/mse_v): on real mouse
 # recordings val/mse_v kept falling while the samples stayed distinguishable from the recordings, which the
 # classifier two-sample test sees (benchmarks/README.md, "Real recordings").
 FILE_DATA_METRIC = "sample/c2st_acc"

@@ -78,7 +78,9 @@ def parse_space(raw: dict[str, Any], path: Optional[Path] = None) -> SearchSpace
             raise UserError(f"search space field '{name}' must be a mapping, got {value!r}")
         kwargs[name] = value
     space = SearchSpace(**kwargs)
-    if "metric" not in raw and not raw.get("metrics") and (space.base_raw().get("data") or {}).get("source") == "file":
+    data = space.base_raw().get("data") or {}
+    if "metric" not in raw and not raw.get("metrics") and data.get("source") == "file" \
+            and data.get("species", "human") != "human":  # the clinic's files keep val/mse_v
         space = dataclasses.replace(space, **with_metrics([FILE_DATA_METRIC], raw.get("mode")))
     check_settings(space)
     refuse_searched(space.overrides, space, "overrides")
