@@ -8,6 +8,7 @@ import sys
 from .config import load_config
 from .errors import CliParser, cli_entry
 from .formatting import shell
+from .tracking import add_tracking_flags, choice_from_args
 from .training import train_abr
 from .training.resume import config_for_resume
 
@@ -26,18 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CKPT",
                    help="continue the run a checkpoint (_last.pt) belongs to, with its config unless --config is "
                         "given; only the keys README.md lists may change (e.g. trainer.max_epochs, optim.lr)")
+    add_tracking_flags(p, "the run")
     return p
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tracking = choice_from_args(args)  # a missing tracker package stops here, before any work
     if args.resume and not args.config:  # continue with the checkpoint's own config, in its run's directory
         cfg = config_for_resume(args.resume, args.override)
     else:
         cfg = load_config(args.config, args.override)
     print(f"abr-tune: training '{cfg.exp_name}' -> {cfg.run_dir} (tensorboard --logdir {shell(cfg.log_dir)})")
-    summary = train_abr(cfg, resume_from=args.resume)
+    from .tracking.train import train_tracker
+
+    summary = train_abr(cfg, resume_from=args.resume, tracker=train_tracker(tracking))
     print(f"abr-tune: {summary['status']}; best val/mse_v {summary['best_val_mse_v']:.5f} at epoch "
           f"{summary['best_epoch']}; best checkpoint: {summary['best_checkpoint']}")
     return 130 if summary["status"] == "interrupted" else 0

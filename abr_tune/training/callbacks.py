@@ -29,3 +29,16 @@ class Reporter(Protocol):
         `checkpoint_dir` is None only when a run diverges before any good checkpoint exists.
         Raise StopRun to end the run here.
         """
+
+
+class Tracker(Protocol):
+    """Watches a run without driving it (an experiment tracker such as MLflow): never stops or restores it."""
+
+    def start(self, cfg, resumed: bool) -> None:
+        """The run is set up (`resumed`: it continues from a checkpoint)."""
+
+    def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        """One finished epoch's metrics."""
+
+    def finish(self, summary: dict | None) -> None:
+        """The run ended with this summary (None: it raised)."""

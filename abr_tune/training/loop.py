@@ -26,7 +26,7 @@ from ..data import ABRArrays, pick_reference_indices
 from ..errors import UserError
 from ..formatting import shell
 from . import reproducibility
-from .callbacks import CHECKPOINT_FILE, Reporter, StopRun
+from .callbacks import CHECKPOINT_FILE, Reporter, StopRun, Tracker
 from .placement import check_writable
 from .resume import load_resume_state
 from .state import Run, samples_per_epoch, setup_run
@@ -36,8 +36,10 @@ from .validation import mse_v, sample_round
 
 
 def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
-              arrays: ABRArrays | None = None, resume_from: str | Path | None = None) -> dict[str, Any]:
-    """Train the ABR diffusion model; return a summary (best val/mse_v, best epoch, checkpoint paths, status)."""
+              arrays: ABRArrays | None = None, resume_from: str | Path | None = None,
+              tracker: Tracker | None = None) -> dict[str, Any]:
+    """Train the ABR diffusion model; return a summary (best val/mse_v, best epoch, checkpoint paths, status).
+    A `tracker` (e.g. MLflow's, `abr_tune.tracking`) watches each epoch without driving the run."""
     cfg = config if isinstance(config, TrainConfig) else from_dict(config)
     resume_state = load_resume_state(cfg, reporter, _resume_from(cfg, reporter, resume_from))
     check_writable(cfg)
@@ -55,7 +57,9 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
     status = "completed"
     restore_flags = reproducibility.apply(cfg.reproducibility)
     try:
-        status = _loop(run, ckpts, logger, reporter, sample_idx)
+        if tracker is not None:
+            tracker.start(cfg, resumed=resume_state is not None)
+        status = _loop(run, ckpts, logger, reporter, sample_idx, tracker)
     except StopRun as stop:  # after the last epoch, a stop changes nothing: the run completed
         done = run.epoch >= cfg.trainer.max_epochs
         status = "completed" if done else str(stop) or f"stopped by the caller at epoch {run.epoch}"
@@ -63,13 +67,21 @@ def train_abr(config: TrainConfig | dict, reporter: Reporter | None = None, *,
         status = "interrupted"
         _say(cfg, f"interrupted during epoch {run.epoch + 1}; last checkpoint: {ckpts.last_path}\n"
                   f"resume with: python -m abr_tune.train --resume {shell(ckpts.last_path)}")
+    except BaseException:
+        if tracker is not None:
+            tracker.finish(None)
+        raise
     finally:
         logger.close()
         restore_flags()
-    return _summary(run, ckpts, status)
+    summary = _summary(run, ckpts, status)
+    if tracker is not None:
+        tracker.finish(summary)
+    return summary
 
 
-def _loop(run: Run, ckpts: CheckpointManager, logger: RunLogger, reporter: Reporter | None, sample_idx) -> str:
+def _loop(run: Run, ckpts: CheckpointManager, logger: RunLogger, reporter: Reporter | None, sample_idx,
+          tracker: Tracker | None = None) -> str:
     cfg = run.cfg
     while run.epoch < cfg.trainer.max_epochs:
         started = time.perf_counter()
@@ -90,6 +102,8 @@ def _loop(run: Run, ckpts: CheckpointManager, logger: RunLogger, reporter: Repor
         metrics["epoch/time_sec"] = time.perf_counter() - started
         run.history.append(metrics)
         logger.epoch_scalars(run.epoch, run.step, metrics)
+        if tracker is not None:
+            tracker.epoch(run.epoch, metrics)
         if cfg.logging.log_parameter_histograms:
             logger.parameter_histograms(run.epoch, run.model)
         _save(run, ckpts, improved, reporter, metrics)
