@@ -32,6 +32,8 @@ from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previ
 from .hpo.space import METRICS
 from .hpo.summary import report, resumed_stage
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
+from .tracking import add_tracking_flags, choice_from_args
+from .tracking.search import check_local, log_best, save_choice
 
 EXAMPLES = """examples:
   python -m abr_tune.search --space search_spaces/lr_stft.yaml            # the quick start (2 CPUs, ~7.5 min)
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "confirmed winner becomes best_config.yaml (default from the space: confirm.top_k, 0 = off)")
     p.add_argument("--confirm-seeds", type=int, metavar="N", help="training seeds per confirmed configuration "
                                                                    "(default from the space: confirm.seeds, 3)")
+    add_tracking_flags(p, "every trial")
     return p
 
 
@@ -103,9 +106,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if sum(bool(x) for x in (args.resume, args.extend)) > 1:
         raise UserError("give --resume DIR or --extend DIR, not both")
+    if (args.resume or args.extend) and (args.logger or args.tracking_uri):
+        raise UserError("--logger is chosen when a search starts; --resume and --extend log to the tracker it "
+                        "started with (drop --logger)")
+    tracking = choice_from_args(args)  # a missing tracker package stops here, before any work
     if args.resume or args.extend:  # one process writes an experiment: locked before it is planned from
         lock_given(args.resume or args.extend, "resume the search" if args.resume else "extend the search")
     exp = plan_extend(args) if args.extend else plan_resume(args) if args.resume else plan_new(args)
+    check_local(exp, tracking)
     if args.resume and (done := finished(exp)):
         print(done, flush=True)
         return 0
@@ -124,6 +132,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         grow(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
     elif not args.resume:
         claim(exp)  # last check before Ray starts: a second search with this --name stops here
+        save_choice(exp, tracking)
     # The confirmation an earlier run of this search started and did not finish continues in its stage.
     stage = (args.resume and resumed_stage(previous_summary(exp))) or stage_dir(exp)
     started = time.time()
@@ -152,6 +161,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if summary["interrupted"]:
         return 130
     close_study(exp)  # a finished search has no trial left running
+    log_best(exp, summary)
     _write_report(exp)
     return 0 if summary["best"] else 1
 

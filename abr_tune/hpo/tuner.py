@@ -102,6 +102,8 @@ def run_config(exp: Experiment, *, stage: str | None = None) -> Any:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from ..tracking.search import search_callbacks
+
     return tune.RunConfig(
         name=stage or exp.name, storage_path=exp.path if stage else exp.storage_path,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=exp.space.metric,
@@ -111,7 +113,8 @@ def run_config(exp: Experiment, *, stage: str | None = None) -> Any:
         sync_config=tune.SyncConfig(sync_artifacts=True),
         # progress.csv and result.json, which ExperimentAnalysis reads; no Tune TensorBoard logger
         # (search.py turns the automatic ones off): each trial's own run logs to TensorBoard.
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback()])
+        # and the experiment's tracker (MLflow or W&B), when the search was started with --logger.
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *search_callbacks(exp, stage)])
 
 
 def load_data(space: SearchSpace) -> Any:
