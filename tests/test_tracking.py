@@ -67,6 +67,42 @@ def test_search_logs_each_trial_and_the_best_config_to_mlflow(tmp_path):
     assert (exp / STORE_DIR / "artifacts").is_dir()  # the local store keeps its artifacts in the experiment
 
 
+class _Trial:
+    """What Tune's Trial offers a logger callback here: its id, config and name."""
+
+    trial_id, config = "abc12_00000", {"optim.lr": 0.001, "model.d_model": 32}
+
+    def __str__(self) -> str:
+        return "abc12_00000 lr=0.001"
+
+
+def test_a_resumed_search_continues_each_trials_mlflow_run(tmp_path):
+    pytest.importorskip("mlflow")
+    import pickle
+
+    from abr_tune.tracking.backends import TrackingChoice, mlflow_experiment
+    from abr_tune.tracking.mlflow_trials import MlflowTrialRuns
+
+    uri, experiment = mlflow_experiment(TrackingChoice("mlflow"), tmp_path, "resumed")
+    first = MlflowTrialRuns(uri, experiment, {"abr_tune.stage": "search"})
+    first.setup()
+    first.log_trial_start(_Trial())
+    first.log_trial_result(1, _Trial(), {"epoch": 1, "val/mse_v": 0.5, "done": False, "config": {"optim.lr": 0.001}})
+    # killed here; Tune restores its callbacks from the experiment's saved state (tuner.pkl)
+    second = pickle.loads(pickle.dumps(first))
+    second.setup()
+    second.log_trial_start(_Trial())
+    second.log_trial_result(1, _Trial(), {"epoch": 2, "val/mse_v": 0.25})
+    second.log_trial_end(_Trial())
+    client = _client(tmp_path)
+    runs = client.search_runs([experiment])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.params == {"optim.lr": "0.001", "model.d_model": "32"}
+    assert runs[0].data.tags["trial_name"] == "abc12_00000 lr=0.001"
+    assert _history(client, runs[0].info.run_id, "val/mse_v") == [(1, 0.5), (2, 0.25)]  # stepped by epoch
+    assert "done" not in runs[0].data.metrics and "config" not in runs[0].data.metrics
+
+
 @pytest.mark.timeout(200)
 def test_training_run_logs_to_mlflow_without_ray_and_resume_continues_it(tmp_path):
     pytest.importorskip("mlflow")

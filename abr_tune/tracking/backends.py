@@ -25,6 +25,7 @@ _NEEDS = {"mlflow": ("mlflow", "MLflow"), "wandb": ("wandb", "Weights & Biases")
 STORE_DIR = "mlruns"  # the default MLflow store, inside the run's or the experiment's directory
 STORE_DB = "mlflow.db"
 WANDB_HOST = "api.wandb.ai"
+STAGE_TAG = "abr_tune.stage"  # search, or the later stage (e.g. confirm) a run belongs to
 
 
 @dataclass(frozen=True)

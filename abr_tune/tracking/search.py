@@ -2,9 +2,10 @@
 configuration is logged when the search ends.
 
 The tracker is chosen when a search starts and kept in `<experiment>/tracking.json`, so
-`--resume` and `--extend` log to the same place. MLflow (`MLflowLoggerCallback`): the
-experiment's name is the search's; each trial is a run (its name and `trial_name` tag: Tune's
-trial name) with the trial's params and a metric history stepped by epoch; a run named `best`
+`--resume` and `--extend` log to the same place. MLflow (`mlflow_trials.MlflowTrialRuns`, a
+Tune `LoggerCallback`): the experiment's name is the search's; each trial is a run (its name and
+`trial_name` tag: Tune's trial name) with the trial's params and a metric history stepped by
+epoch, continued by `--resume`; a run named `best`
 holds `best_config.yaml` and `search_summary.json`. W&B (`WandbLoggerCallback`): a run per
 trial in the project `abr-tune`, grouped by the search's name, and a `best` run with the
 best config as an artifact. The callbacks run in the driver: trials need no tracker package.
@@ -18,12 +19,11 @@ from typing import Any
 
 from ..errors import UserError
 from ..hpo.layout import BEST_CONFIG_FILE, SUMMARY_FILE, Experiment
-from .backends import TrackingChoice, flat_params, mlflow_experiment, require, wandb_mode
+from .backends import STAGE_TAG, TrackingChoice, flat_params, mlflow_experiment, require, wandb_mode
 from .train import WANDB_PROJECT
 
 CHOICE_FILE = "tracking.json"  # the experiment's tracker: --resume and --extend read it
 EXPERIMENT_TAG = "abr_tune.experiment"
-STAGE_TAG = "abr_tune.stage"  # search, or the later stage (e.g. confirm) a run belongs to
 BEST_RUN = "best"
 
 
@@ -57,11 +57,10 @@ def search_callbacks(exp: Experiment, stage: str | None = None) -> list[Any]:
     if choice is None:
         return []
     if choice.logger == "mlflow":
-        from ray.air.integrations.mlflow import MLflowLoggerCallback
+        from .mlflow_trials import MlflowTrialRuns
 
-        uri, _ = mlflow_experiment(choice, exp.local_dir, exp.name)  # created with its artifact location
-        return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=exp.name,
-                                     tags={EXPERIMENT_TAG: exp.path, STAGE_TAG: stage or "search"})]
+        uri, experiment = mlflow_experiment(choice, exp.local_dir, exp.name)  # created with its artifact location
+        return [MlflowTrialRuns(uri, experiment, tags={EXPERIMENT_TAG: exp.path, STAGE_TAG: stage or "search"})]
     from ray.air.integrations.wandb import WandbLoggerCallback
 
     mode = wandb_mode()
