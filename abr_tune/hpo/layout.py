@@ -11,6 +11,9 @@
                                        (confirm_2/, ... when an extended search confirms again)
     <experiment>/transfer/             retrain --top K: full-length runs and transfer.json
     <experiment>/report/               summary.md, index.html and figures
+    <experiment>/tracking.json         the tracker chosen with --logger (mlflow or wandb): --resume and
+                                       --extend log to it
+    <experiment>/mlruns/               --logger mlflow's default store (mlflow.db and artifacts/)
     <experiment>/trial_<id>_<params>/  a trial: train_summary.json, train/ (its run: TensorBoard, checkpoints)
 """
 
