@@ -7,7 +7,6 @@ training run logs without Ray. A missing tracker package is one error line befor
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import subprocess
@@ -19,6 +18,19 @@ import yaml
 from conftest import ROOT, assert_user_error, free_port, run_cli, tiny_config
 
 from abr_tune.tracking.backends import STORE_DB, STORE_DIR
+
+
+def _space(tmp_path: Path) -> Path:
+    """Two trials of two epochs, both run to the end (ASHA's grace period is the last epoch)."""
+    base = tiny_config(tmp_path)
+    base["trainer"].update(max_epochs=2, sample_every_epochs=2, log_every_steps=5)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({
+        "base": base, "num_samples": 2, "max_concurrent": 2,
+        "scheduler": {"max_t": 2, "grace_period": 2, "reduction_factor": 2},
+        "search": {"seed": 0, "n_startup_trials": 2},
+        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 3e-3}}}))
+    return space
 
 
 def _client(store: Path):
@@ -33,15 +45,7 @@ def _history(client, run_id: str, key: str) -> list[tuple[int, float]]:
 @pytest.mark.timeout(300)
 def test_search_logs_each_trial_and_the_best_config_to_mlflow(tmp_path):
     pytest.importorskip("mlflow")
-    base = tiny_config(tmp_path)
-    base["trainer"].update(max_epochs=2, sample_every_epochs=2, log_every_steps=5)
-    space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump({
-        "base": base, "num_samples": 2, "max_concurrent": 2,
-        "scheduler": {"max_t": 2, "grace_period": 2, "reduction_factor": 2},
-        "search": {"seed": 0, "n_startup_trials": 2},
-        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 3e-3}}}))
-    proc = run_cli("abr_tune.search", "--space", str(space), "--storage-path", str(tmp_path / "runs"),
+    proc = run_cli("abr_tune.search", "--space", str(_space(tmp_path)), "--storage-path", str(tmp_path / "runs"),
                    "--name", "tracked", "--dashboard-port", str(free_port()), "--logger", "mlflow", timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "tracked"
@@ -65,6 +69,42 @@ def test_search_logs_each_trial_and_the_best_config_to_mlflow(tmp_path):
     local = Path(client.download_artifacts(best[0].info.run_id, "best_config.yaml", str(tmp_path)))
     assert yaml.safe_load(local.read_text()) == yaml.safe_load((exp / "best_config.yaml").read_text())
     assert (exp / STORE_DIR / "artifacts").is_dir()  # the local store keeps its artifacts in the experiment
+
+
+@pytest.mark.timeout(300)
+def test_search_logs_each_trial_to_wandb_offline_when_not_logged_in(tmp_path):
+    wandb = pytest.importorskip("wandb")
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_MODE")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(wandb.__file__).parents[1])]))
+    proc = subprocess.run([sys.executable, "-m", "abr_tune.search", "--space", str(_space(tmp_path)), "--storage-path",
+                           str(tmp_path / "runs"), "--name", "wb", "--dashboard-port", str(free_port()),
+                           "--logger", "wandb"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "runs" / "wb"
+    summary = json.loads((exp / "search_summary.json").read_text())
+    runs = {p.name.rsplit("-", 1)[1]: next(p.glob("run-*.wandb")) for p in (exp / "wandb").glob("offline-run-*")}
+    trial_ids = {t["trial_id"] for t in summary["trials"]}
+    assert trial_ids < set(runs) and len(runs) == len(trial_ids) + 1, sorted(runs)  # the trials' and `best`
+    for trial_id in trial_ids:  # each trial's whole run was written (W&B's record file: config and history)
+        assert b"optim.lr" in runs[trial_id].read_bytes() and b"val/mse_v" in runs[trial_id].read_bytes()
+    (best,) = set(runs) - trial_ids
+    assert b"best_config.yaml" in runs[best].read_bytes()  # the best config's artifact
+
+
+def test_wandb_is_offline_unless_the_user_is_logged_in(tmp_path, monkeypatch):
+    from abr_tune.tracking.backends import wandb_mode
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NETRC", raising=False)
+    for key in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    assert wandb_mode() == "offline" and os.environ["WANDB_MODE"] == "offline"
+    monkeypatch.delenv("WANDB_MODE")
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password 0123abcd\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert wandb_mode() == "online"  # `wandb login` stored a key
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode() == "disabled"  # the user's choice wins
 
 
 class _Trial:
@@ -137,14 +177,7 @@ def test_training_run_logs_to_mlflow_without_ray_and_resume_continues_it(tmp_pat
 
 @pytest.mark.parametrize("logger,package", [("mlflow", "MLflow"), ("wandb", "Weights & Biases")])
 def test_missing_tracker_package_is_one_error_line_before_any_work(tmp_path, monkeypatch, capsys, logger, package):
-    real_import = builtins.__import__
-
-    def no_tracker(name, *args, **kwargs):
-        if name.split(".")[0] == logger:
-            raise ModuleNotFoundError(f"No module named '{logger}'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tracker)
+    monkeypatch.setitem(sys.modules, logger, None)  # `import mlflow` raises ImportError, installed or not
     monkeypatch.chdir(tmp_path)
     from abr_tune import search, train
 

@@ -6,8 +6,8 @@ The tracker is chosen when a search starts and kept in `<experiment>/tracking.js
 Tune `LoggerCallback`): the experiment's name is the search's; each trial is a run (its name and
 `trial_name` tag: Tune's trial name) with the trial's params and a metric history stepped by
 epoch, continued by `--resume`; a run named `best`
-holds `best_config.yaml` and `search_summary.json`. W&B (`WandbLoggerCallback`): a run per
-trial in the project `abr-tune`, grouped by the search's name, and a `best` run with the
+holds `best_config.yaml` and `search_summary.json`. W&B (`wandb_trials.WandbTrialRuns`): a run
+per trial in the project `abr-tune`, grouped by the search's name, and a `best` run with the
 best config as an artifact. The callbacks run in the driver: trials need no tracker package.
 """
 
@@ -61,11 +61,10 @@ def search_callbacks(exp: Experiment, stage: str | None = None) -> list[Any]:
 
         uri, experiment = mlflow_experiment(choice, exp.local_dir, exp.name)  # created with its artifact location
         return [MlflowTrialRuns(uri, experiment, tags={EXPERIMENT_TAG: exp.path, STAGE_TAG: stage or "search"})]
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    from .wandb_trials import WandbTrialRuns
 
-    mode = wandb_mode()
-    return [WandbLoggerCallback(project=WANDB_PROJECT, group=exp.name, dir=str(exp.local_dir), mode=mode,
-                                tags=[stage or "search"])]
+    require("wandb")
+    return [WandbTrialRuns(WANDB_PROJECT, exp.name, str(exp.local_dir), wandb_mode(), [stage or "search"])]
 
 
 def log_best(exp: Experiment, summary: dict[str, Any]) -> None:
