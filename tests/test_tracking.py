@@ -157,7 +157,7 @@ def test_training_run_logs_to_mlflow_without_ray_and_resume_continues_it(tmp_pat
             "assert 'ray' not in sys.modules, 'Ray imported'; sys.exit(rc)")
     def train(*args: str) -> None:
         proc = subprocess.run([sys.executable, "-c", code, *args, "--logger", "mlflow", "--tracking-uri", uri],
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},  # MLflow's ./mlruns
                               capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
