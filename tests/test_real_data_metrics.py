@@ -137,6 +137,7 @@ def test_benchmark_writes_the_issue_keys_on_a_tiny_run(tmp_path):
             "trainer.sample_every_epochs=1", "loader.batch_size=32"]
     cmd = [sys.executable, str(ROOT / "benchmarks" / "real_data.py"), "--data", str(data), "--window", "0",
            "--epochs", "1", "--out", str(out), "--threads", "1", "--cfg-scale", "1", "2", "--draws", "3",
+           "--series-eta", "0.5",
            *[a for o in tiny for a in ("--override", o)]]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -148,8 +149,23 @@ def test_benchmark_writes_the_issue_keys_on_a_tiny_run(tmp_path):
     assert 0.0 <= result["c2st_acc"] <= 1.0 and result["config"].endswith("configs/mouse.yaml")
     assert result["overrides"]["data.window"] == 0.0
     assert result["draws"] == 3 and result["by_cfg_scale"]["1"]["detail"]["median_draws"] == 3
+    assert result["series_eta"] == 0.5
     assert all(k in done.stdout for k in keys)
     with np.load(out / "generated.npz") as generated:
         assert generated["cfg_2"].shape == (result["by_cfg_scale"]["2"]["detail"]["n_heldout"], 200)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 2 and "real_data.json exists" in again.stderr  # nothing written is overwritten
+
+
+@pytest.mark.parametrize("flag, value, message", [("--series-eta", "1.5", "--series-eta must lie in 0-1"),
+                                                  ("--draws", "0", "--draws must lie in 1-256"),
+                                                  ("--cfg-scale", "nan", "--cfg-scale values must lie in 0-50")])
+def test_benchmark_refuses_bad_numbers_before_any_work(tmp_path, capsys, flag, value, message):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import real_data
+
+    data = tmp_path / "mice.npz"
+    data.write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_info:
+        real_data.parse(["--data", str(data), "--out", str(tmp_path / "out"), flag, value])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
