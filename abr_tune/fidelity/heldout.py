@@ -18,6 +18,8 @@ set's place, i.e. what a generator that reproduced its training recordings exact
   differ only in level (one intercept per group), over the responding conditions.
 - `threshold_error_db`: per group, the lowest level from which at least half of the generated waveforms
   show a response at every higher level, against the median threshold of the group's held-out subjects.
+  Extra draws join the generated waveforms here too (each draw its own series): one draw's half of a group
+  is a few waveforms, and the level where it crosses moves by 10-20 dB from draw to draw.
   Both sets are detected the same way, by level-series agreement (`physiology.detection`): a generated
   waveform is placed in the series of the held-out recording it was generated for. A threshold above the
   top level (no response anywhere) counts as the top level plus one level step.
@@ -76,12 +78,13 @@ class Recordings:
         return replace(self, signals=np.asarray(signals))
 
     def tiled(self, draws: np.ndarray) -> Recordings:
-        """The rows repeated once per draw with (D, N, T) waveforms `draws` of them: D generated sets at once."""
-        d = len(draws)
+        """The rows repeated once per draw with (D, N, T) waveforms `draws` of them: D generated sets at once,
+        each draw's rows a subject of their own (`<subject>~<draw>`), so that no series spans two draws."""
+        d, pid = len(draws), np.asarray(self.patient_id).astype(str)
         return replace(self, signals=np.asarray(draws).reshape(-1, self.signals.shape[1]),
                        static=np.tile(self.static, (d, 1)),
                        labels=None if self.labels is None else np.tile(self.labels, (d, 1)),
-                       patient_id=np.tile(self.patient_id, d))
+                       patient_id=np.concatenate([np.char.add(pid, f"~{k}") for k in range(d)]))
 
 
 def detected(rec: Recordings, sample_rate_hz: float, profile: Profile) -> np.ndarray:
@@ -207,7 +210,8 @@ def heldout_metrics(generated_uv: np.ndarray, real: Recordings, train: Recording
     src, tgt = matched_rows(train, real, seed)
     oracle_set, real_matched = train.subset(src), real.subset(tgt)
     slopes_gen, slopes_real = (level_slopes(x, conditions, sample_rate_hz, profile) for x in (gen, real))
-    threshold_error, n_groups = threshold_error_db(gen, real, sample_rate_hz, profile)
+    threshold_error, n_groups = threshold_error_db(pooled, real, sample_rate_hz, profile)
+    threshold_one = threshold_error_db(gen, real, sample_rate_hz, profile)[0] if pooled is not gen else threshold_error
     return {
         "c2st_acc": c2st_accuracy(gen, real, sample_rate_hz, seed),
         "c2st_acc_oracle": c2st_accuracy(oracle_set, real_matched, sample_rate_hz, seed) if len(tgt) else float("nan"),
@@ -220,7 +224,8 @@ def heldout_metrics(generated_uv: np.ndarray, real: Recordings, train: Recording
         "detail": {"n_heldout": len(real.signals), "n_heldout_subjects": int(len(np.unique(real.patient_id))),
                    "responding_conditions": int(len(conditions)), "waveform_r_conditions": n_r,
                    "waveform_r_oracle_conditions": n_r_oracle, "median_draws": len(pooled.signals) // len(real.signals),
-                   "mean_waveform_r_one_draw": r_one, "c2st_oracle_rows": int(len(tgt)),
+                   "mean_waveform_r_one_draw": r_one, "threshold_error_db_one_draw": threshold_one,
+                   "c2st_oracle_rows": int(len(tgt)),
                    "threshold_groups": n_groups, "generated": slopes_gen, "real": slopes_real},
     }
 
