@@ -124,7 +124,13 @@ def load_data(space: SearchSpace) -> Any:
 
     base = from_dict(space.base)
     arrays = load(base.data)
-    n_train = len(prepare_splits(base.data, arrays).train)
+    splits = prepare_splits(base.data, arrays)
+    n_train = len(splits.train)
+    n_val_subjects = len(set(splits.val.patient_id.tolist()))
+    if "sample/c2st_acc" in space.objectives and n_val_subjects < 2:
+        raise UserError(f"sample/c2st_acc needs the recordings of at least 2 validation subjects (its folds are "
+                        f"grouped by subject); the validation split holds {n_val_subjects}: raise data.split's "
+                        "validation fraction or use more subjects")
 
     def fits(cfg: TrainConfig) -> None:  # the rule train_abr applies when it sets up a run
         if cfg.loader.drop_last and cfg.loader.batch_size > n_train:
