@@ -68,6 +68,7 @@ def search(tmp_path: Path, *flags: str, override: str = "") -> subprocess.Comple
 def test_the_mouse_smoke_search_scores_every_trial_by_a_finite_c2st(tmp_path):
     done = search(tmp_path, "--smoke-test", "--confirm-top", "0")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "Result dict has no key" not in done.stdout + done.stderr  # Tune's checkpoints scored by every epoch
     study = optuna.load_study(study_name="mice", storage=f"sqlite:///{tmp_path / 'runs' / 'mice' / 'optuna.db'}")
     states = {t.state for t in study.trials}
     values = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]

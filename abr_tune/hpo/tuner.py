@@ -104,8 +104,12 @@ def run_config(exp: Experiment, *, stage: str | None = None) -> Any:
 
     return tune.RunConfig(
         name=stage or exp.name, storage_path=exp.path if stage else exp.storage_path,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=exp.space.metric,
-                                                checkpoint_score_order=exp.space.mode),
+        # Tune keeps a trial's 2 best checkpoints by the metric; a sample metric is missing from most epochs, which
+        # Tune would log as an error each epoch and rank first, so those keep the 2 latest (the run's own best
+        # checkpoint is train_abr's, in the trial directory).
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=2, checkpoint_score_order=exp.space.mode,
+            checkpoint_score_attribute=None if exp.space.metric.startswith("sample/") else exp.space.metric),
         failure_config=tune.FailureConfig(max_failures=2), verbose=1,
         # Trial dirs (TensorBoard logs, train_summary.json) reach storage from any node.
         sync_config=tune.SyncConfig(sync_artifacts=True),
