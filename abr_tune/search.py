@@ -16,6 +16,7 @@ from typing import Any, Optional
 from .errors import CliParser, UserError, cli_entry
 from .formatting import shell
 from .hpo.cluster import (
+    SINGLE_NODE_ENV,
     check_address,
     check_dashboard,
     check_local_resources,
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.address is None:  # a local Ray: every service on loopback, set before ray is imported
+        os.environ.setdefault(SINGLE_NODE_ENV, "0")
     # Tune warns whenever checkpoints outpace its state snapshots; with epochs of seconds they do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's state every second (its default: every 10 s or more): a trial that finished between two saves
