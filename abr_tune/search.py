@@ -94,6 +94,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.address is None:  # a local Ray: every service on loopback, set before ray is imported
         os.environ.setdefault(SINGLE_NODE_ENV, "0")
+        # and its dashboard and API behind a token: Ray 2.60's default, opt-in in 2.52 (docs/versions.md)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     # Tune warns whenever checkpoints outpace its state snapshots; with epochs of seconds they do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's state every second (its default: every 10 s or more): a trial that finished between two saves
