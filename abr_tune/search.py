@@ -16,6 +16,7 @@ from typing import Any, Optional
 from .errors import CliParser, UserError, cli_entry
 from .formatting import shell
 from .hpo.cluster import (
+    SINGLE_NODE_ENV,
     check_address,
     check_dashboard,
     check_local_resources,
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.address is None:  # a local Ray: every service on loopback, set before ray is imported
+        os.environ.setdefault(SINGLE_NODE_ENV, "0")
+        # and its dashboard and API behind a token: Ray 2.60's default, opt-in in 2.52 (docs/versions.md)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     # Tune warns whenever checkpoints outpace its state snapshots; with epochs of seconds they do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's state every second (its default: every 10 s or more): a trial that finished between two saves
@@ -118,7 +123,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(done, flush=True)
         return 0
     restoring = bool(args.resume or args.extend)
-    if exp.space.multi:  # sample metrics are reported on sampling epochs only; the space checked every name
+    if any(m.startswith("sample/") for m in exp.space.objectives):
+        # sample metrics are reported on sampling epochs only (ASHA's rungs among them); the space checked
+        # every name, and the searcher and ASHA pass over an epoch without its metric
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     address = check_address(args.address)
     if address is None:

@@ -9,7 +9,10 @@ trainer.max_epochs set so the cosine schedule completes in the budget, a deadlin
 metrics and their oracles are defined in abr_tune/fidelity/heldout.py. Writes DIR/real_data.json (the
 keys of KEYS at the first --cfg-scale, every scale under by_cfg_scale) and DIR/generated.npz (the generated
 waveforms) and prints them as a table.
-`--checkpoint CKPT` scores a trained checkpoint instead (the CFG lever costs no training).
+`--checkpoint CKPT` scores a trained checkpoint instead (the CFG lever costs no training). The generated
+median waveforms pool `--draws` samples per held-out record (default 16; every other metric uses the first).
+`--series-eta ETA` samples each held-out subject's level series as one synthetic animal: the same DDIM
+starting noise for the series' records, with DDIM eta = ETA adding fresh noise per record along the way.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from abr_tune.errors import UserError  # noqa: E402
 from abr_tune.fidelity.heldout import Recordings, heldout_metrics  # noqa: E402
 from abr_tune.formatting import json_safe  # noqa: E402
 from abr_tune.model import Generator  # noqa: E402
+from abr_tune.model.generator import series_noise  # noqa: E402
 from benchmarks.common import train_for  # noqa: E402
 
 KEYS = ("c2st_acc", "c2st_acc_oracle", "mean_waveform_r", "mean_waveform_r_oracle", "latency_slope_ratio",
         "amplitude_growth_ratio", "threshold_error_db", "minutes", "epochs", "config")
 DEFAULT_CONFIG = ROOT / "configs" / "mouse.yaml"
+DRAWS = 16  # samples per held-out record pooled into the generated median waveforms
 
 
 def targets(m: dict) -> dict[str, bool]:
@@ -52,10 +57,12 @@ def targets(m: dict) -> dict[str, bool]:
             "threshold_error_db": _finite(m["threshold_error_db"]) and m["threshold_error_db"] <= 5.0}
 
 
-def score(checkpoint: str, scales: list[float] | None, seed: int) -> tuple[dict, object, dict]:
-    """Generate for every held-out recording at each CFG scale and measure it against them: ({scale: metrics},
-    the config that ran, {cfg_<scale>: (N, T) µV generated waveforms})."""
-    gen = Generator.from_checkpoint(checkpoint)
+def score(checkpoint: str, scales: list[float] | None, seed: int, draws: int = DRAWS,
+          series_eta: float | None = None) -> tuple[dict, object, dict]:
+    """Generate `draws` waveforms for every held-out recording at each CFG scale (as level series with
+    `series_eta`) and measure them against the recordings: ({scale: metrics}, the config that ran,
+    {cfg_<scale>: (N, T) µV, the first draw})."""
+    gen = Generator.from_checkpoint(checkpoint, eta=series_eta)
     cfg = gen.cfg
     splits = prepare_splits(cfg.data)
     test, train = splits.test, splits.train
@@ -66,10 +73,13 @@ def score(checkpoint: str, scales: list[float] | None, seed: int) -> tuple[dict,
     profile = replace(cfg.profile, delay_ms=cfg.profile.delay_ms - test.start_ms)
     real, seen = (Recordings(a.signals, a.static, a.labels, a.patient_id, level) for a in (test, train))
     static, labels = test.inputs_for(gen.normaliser.conditions)
+    x_T = None if series_eta is None else series_noise(real.series(), draws, real.signals.shape[1], 1.0, seed)
     out, waveforms = {}, {}
     for scale in scales or [cfg.diffusion.cfg_scale]:
-        waveforms[f"cfg_{scale:g}"] = generated = gen.generate(static, 1, scale, seed, labels=labels)[0]
-        out[f"{scale:g}"] = heldout_metrics(generated, real, seen, test.sample_rate_hz, profile, seed)
+        generated = gen.generate(static, draws, scale, seed, labels=labels, x_T=x_T)
+        waveforms[f"cfg_{scale:g}"] = generated[0]
+        out[f"{scale:g}"] = heldout_metrics(generated[0], real, seen, test.sample_rate_hz, profile, seed,
+                                            extra_draws=generated[1:])
     return out, cfg, waveforms
 
 
@@ -99,6 +109,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="a config key for this run, e.g. --override loss.stft_weight=0.1 (repeatable)")
     p.add_argument("--checkpoint", help="score this checkpoint instead of training one")
     p.add_argument("--cfg-scale", type=float, nargs="+", help="CFG scales (default: the config's cfg_scale)")
+    p.add_argument("--draws", type=int, default=DRAWS,
+                   help=f"samples per held-out record pooled into the generated medians (default {DRAWS})")
+    p.add_argument("--series-eta", type=float, metavar="ETA",
+                   help="sample each held-out subject's level series from one starting noise, DDIM eta ETA (0-1)")
     p.add_argument("--seed", type=int, default=0, help="sampling and C2ST seed (default 0)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--out", required=True, help="directory for real_data.json and the training run")
@@ -112,6 +126,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                  "--resample-hz must be a positive number of Hz"),
                 (any(not (math.isfinite(s) and 0 <= s <= 50) for s in args.cfg_scale or []),
                  "--cfg-scale values must lie in 0-50"),
+                (not 1 <= args.draws <= 256, "--draws must lie in 1-256"),
+                (args.series_eta is not None and not (math.isfinite(args.series_eta) and 0 <= args.series_eta <= 1),
+                 "--series-eta must lie in 0-1"),
                 ((Path(args.out) / "real_data.json").exists(),
                  f"{args.out}/real_data.json exists; choose another --out"),
                 (any("=" not in o for o in args.override), "--override takes KEY=VALUE")]
@@ -136,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         summary = train_for(args.config, args.minutes, out, args.threads, args.epochs, _typed(overrides))
         checkpoint = summary["best_checkpoint"] or summary["last_checkpoint"]
     started = time.monotonic()
-    by_scale, cfg, waveforms = score(checkpoint, args.cfg_scale, args.seed)
+    by_scale, cfg, waveforms = score(checkpoint, args.cfg_scale, args.seed, args.draws, args.series_eta)
     first = next(iter(by_scale.values()))
     result = {**{k: first[k] for k in KEYS[:7]},
               "minutes": None if summary is None else round(summary["train_seconds"] / 60, 2),
               "epochs": None if summary is None else summary["epochs_run"],
               "config": None if args.checkpoint else args.config,
               "overrides": overrides, "checkpoint": str(checkpoint), "cfg_scale": float(next(iter(by_scale))),
+              "draws": args.draws, "series_eta": args.series_eta,
               "targets": targets(first), "by_cfg_scale": by_scale,
               "score_seconds": round(time.monotonic() - started, 1),
               "train": None if summary is None else {k: summary[k] for k in (

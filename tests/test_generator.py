@@ -84,3 +84,26 @@ def test_generate_runs_in_bounded_batches_with_progress(tmp_path, monkeypatch):
     by_batch = [generate_uv(gen.model, gen.schedule, tiled[lo : lo + 4], gen.cfg, gen.normaliser, 7 + i,
                             gen.autocast, cfg_scale=1.5) for i, lo in enumerate(range(0, 10, 4))]
     np.testing.assert_array_equal(out.reshape(10, 200), np.concatenate(by_batch))  # batch i seeded seed + i
+
+
+def test_series_noise_correlates_rows_of_a_series_by_rho_and_nothing_else():
+    series = np.repeat(np.array(["a", "b"]), 200)  # two series of 200 rows
+    for rho in (0.0, 0.4, 1.0):
+        x = generator_module.series_noise(series, repeats=3, length=4000, rho=rho, seed=1)
+        assert x.shape == (3, 400, 4000) and x.std() == pytest.approx(1.0, abs=0.01)
+        within = np.corrcoef(x[0, 0], x[0, 1])[0, 1]
+        across = np.corrcoef(x[0, 0], x[0, 200])[0, 1]  # another series
+        draws = np.corrcoef(x[0, 0], x[1, 0])[0, 1]  # the same row in another draw
+        assert within == pytest.approx(rho, abs=0.05) and abs(across) < 0.05 and abs(draws) < 0.05
+    with pytest.raises(ValueError, match="rho"):
+        generator_module.series_noise(series, 1, 10, 1.5)
+
+
+def test_generate_starts_from_the_given_noise(tmp_path):
+    gen = Generator.from_checkpoint(make_checkpoint(tmp_path / "c.pt"), sample_steps=2)
+    raw = np.array([[30.0, 80, 21.1, 3], [1.0, 40, 21.1, 1]], dtype=np.float32)
+    x_T = generator_module.series_noise(np.array(["s", "s"]), 2, 200, rho=1.0, seed=3)
+    out = gen.generate(raw, repeats=2, seed=0, x_T=x_T)
+    again = gen.generate(raw, repeats=2, seed=99, x_T=x_T)  # the seed no longer matters
+    np.testing.assert_array_equal(out, again)
+    assert not np.allclose(out, gen.generate(raw, repeats=2, seed=0))

@@ -118,3 +118,17 @@ def test_an_exposed_dashboard_is_the_only_service_off_loopback(node_ip_restored,
     assert exposed == {("0.0.0.0", port)}, _table(rows)
     assert any(n == "raylet" for n, _, _ in rows) and len(rows) >= 5
     assert "abr-tune: warning: the Ray dashboard listens on 0.0.0.0" in err
+
+
+def test_rays_single_node_switch_is_still_read_at_import():
+    """What confine_to_loopback relies on (checked against Ray 2.60.0): SINGLE_NODE_ENV=0 before `import ray`
+    turns Ray's cluster mode off, and the private constant the in-process fallback writes still exists.
+    When Ray changes either, this fails instead of a local search silently listening on every interface."""
+    probe = "from ray._private import ray_constants as c; print(c.ENABLE_RAY_CLUSTER)"
+    seen = {}
+    for value in ("0", "1"):
+        env = dict(os.environ, **{SINGLE_NODE_ENV: value})
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen[value] = done.stdout.strip()
+    assert seen == {"0": "False", "1": "True"}

@@ -93,6 +93,18 @@ def test_thresholds_10_db_higher_give_a_10_db_error(real):
     assert silent >= 40.0  # no response anywhere: the top level plus a step, far above 45-50 dB
 
 
+def test_pooled_draws_keep_their_series_apart_and_score_the_threshold_of_all_of_them():
+    """Draws of one record are separate animals: the generated threshold of 16 draws of the same 10 dB higher
+    series stays 10 dB off, and a set of draws of which most are silent does not pass for responding."""
+    real_rows = quiet(4, 45.0)
+    pooled = real_rows.tiled(np.stack([quiet(4, 55.0).signals] * 4))
+    assert len(np.unique(pooled.series())) == 4 * len(np.unique(real_rows.series()))
+    assert threshold_error_db(pooled, real_rows, FS, MOUSE)[0] == pytest.approx(10.0, abs=5.0)
+    noise = np.stack([band_limited_noise(np.random.default_rng(k), len(real_rows.signals)) for k in range(3)])
+    mostly_silent = real_rows.tiled(np.concatenate([real_rows.signals[None], noise]))
+    assert threshold_error_db(mostly_silent, real_rows, FS, MOUSE)[0] >= 40.0
+
+
 def test_within_group_slope_takes_one_intercept_per_group():
     x = np.array([0.0, 1.0, 2.0, 0.0, 1.0, 2.0])
     y = 3.0 * x + np.array([0, 0, 0, 100, 100, 100])  # the same slope, groups far apart
@@ -115,13 +127,30 @@ def test_median_waveforms_of_noise_do_not_correlate_with_responses(real):
     assert n >= 8 and abs(r) < 0.3
 
 
+def test_extra_draws_sharpen_the_generated_medians_and_leave_the_c2st_and_slopes():
+    """A generator right on average but noisy per draw: its median over 16 draws per record tracks the real
+    median far better than one draw's; the C2ST and the slopes see the first draw only."""
+    real = quiet(2, 45.0)  # 2 records per condition: a one-draw median is the mean of 2 noisy waveforms
+    rng = np.random.default_rng(7)
+    draws = real.signals[None] + np.stack([band_limited_noise(rng, len(real.signals), rms_uv=0.3) for _ in range(16)])
+    one = heldout_metrics(draws[0], real, real, FS, MOUSE)
+    pooled = heldout_metrics(draws[0], real, real, FS, MOUSE, extra_draws=draws[1:])
+    assert pooled["detail"]["median_draws"] == 16 and one["detail"]["median_draws"] == 1
+    assert pooled["detail"]["mean_waveform_r_one_draw"] == one["mean_waveform_r"]
+    assert one["mean_waveform_r"] < 0.8 and pooled["mean_waveform_r"] > 0.9
+    assert pooled["detail"]["threshold_error_db_one_draw"] == one["threshold_error_db"]
+    for key in ("c2st_acc", "latency_slope_ratio", "amplitude_growth_ratio"):
+        assert pooled[key] == one[key] or (np.isnan(pooled[key]) and np.isnan(one[key]))
+
+
 def test_benchmark_writes_the_issue_keys_on_a_tiny_run(tmp_path):
     data, out = tmp_path / "mice.npz", tmp_path / "bench"
     mouse_like.write_recordings(data, 12, seed=6)
     tiny = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "diffusion.sample_steps=3",
             "trainer.sample_every_epochs=1", "loader.batch_size=32"]
     cmd = [sys.executable, str(ROOT / "benchmarks" / "real_data.py"), "--data", str(data), "--window", "0",
-           "--epochs", "1", "--out", str(out), "--threads", "1", "--cfg-scale", "1", "2",
+           "--epochs", "1", "--out", str(out), "--threads", "1", "--cfg-scale", "1", "2", "--draws", "3",
+           "--series-eta", "0.5",
            *[a for o in tiny for a in ("--override", o)]]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -132,8 +161,24 @@ def test_benchmark_writes_the_issue_keys_on_a_tiny_run(tmp_path):
     assert set(result["by_cfg_scale"]) == {"1", "2"} and result["species"] == "mouse"
     assert 0.0 <= result["c2st_acc"] <= 1.0 and result["config"].endswith("configs/mouse.yaml")
     assert result["overrides"]["data.window"] == 0.0
+    assert result["draws"] == 3 and result["by_cfg_scale"]["1"]["detail"]["median_draws"] == 3
+    assert result["series_eta"] == 0.5
     assert all(k in done.stdout for k in keys)
     with np.load(out / "generated.npz") as generated:
         assert generated["cfg_2"].shape == (result["by_cfg_scale"]["2"]["detail"]["n_heldout"], 200)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 2 and "real_data.json exists" in again.stderr  # nothing written is overwritten
+
+
+@pytest.mark.parametrize("flag, value, message", [("--series-eta", "1.5", "--series-eta must lie in 0-1"),
+                                                  ("--draws", "0", "--draws must lie in 1-256"),
+                                                  ("--cfg-scale", "nan", "--cfg-scale values must lie in 0-50")])
+def test_benchmark_refuses_bad_numbers_before_any_work(tmp_path, capsys, flag, value, message):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import real_data
+
+    data = tmp_path / "mice.npz"
+    data.write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_info:
+        real_data.parse(["--data", str(data), "--out", str(tmp_path / "out"), flag, value])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

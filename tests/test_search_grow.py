@@ -169,6 +169,12 @@ def test_restored_asha_cuts_new_trials_against_the_earlier_trials_rungs(tmp_path
                          reduction_factor=2, stop_last_trials=False)
     plain.on_trial_add(None, new)  # no history: the same result continues
     assert plain.on_trial_result(None, new, {"epoch": 1, "val/mse_v": 0.9}) == TrialScheduler.CONTINUE
+    late = RestoredASHA(time_attr="epoch", max_t=4, grace_period=1, reduction_factor=2, stop_last_trials=False)
+    assert late.set_search_properties("val/mse_v", "min")  # how Tune hands the metric to the scheduler
+    for i, v in enumerate([0.5, 0.6, 0.7]):
+        late.on_trial_add(None, trial(f"late{i}", {1: v}))
+    late.on_trial_add(None, trial("new2", None))
+    assert late.on_trial_result(None, trial("new2", None), {"epoch": 1, "val/mse_v": 0.9}) == TrialScheduler.STOP
 
 
 def test_a_second_confirmation_goes_beside_the_first(tmp_path):

@@ -226,3 +226,23 @@ def test_a_searcher_state_cut_short_is_reported_before_a_resume(tmp_path):
     assert tune_state_problem(tmp_path) == f"Tune's searcher state {state} is damaged (cut short by a full disk?)"
     state.write_bytes(b"")
     assert "is damaged" in tune_state_problem(tmp_path)
+
+
+def test_the_journal_free_fail_writes_what_optunas_tell_would(tmp_path):
+    """The one place that writes Optuna's tables itself (for a full disk): Optuna reads its result back as
+    FAIL with an end time, the other trials untouched; fails when Optuna's schema changes under it."""
+    from abr_tune.hpo.study import _fail_in_place, study_name
+
+    db = tmp_path / "optuna.db"
+    storage = f"sqlite:///{db}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    done, running = study.ask(), study.ask()
+    study.tell(done, 0.3)
+    other = optuna.create_study(study_name="other", storage=storage)
+    other.ask()
+    assert _fail_in_place(db, "s") == 1
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] and trials[1].datetime_complete is not None
+    assert trials[1].number == running.number
+    assert [t.state.name for t in optuna.load_study(study_name="other", storage=storage).trials] == ["RUNNING"]
+    assert study_name(db, "other") == "other"  # Optuna's own name lookup

@@ -9,12 +9,17 @@ set's place, i.e. what a generator that reproduced its training recordings exact
   conditions given as they are with categories one-hot.
 - `median_waveform_r`: per condition (every numeric and categorical condition equal), the Pearson r of the
   two sets' median waveforms (a median: a few artifacts do not decide it), averaged over the conditions
-  where most held-out subjects respond. Below threshold a median is noise and r scatters around 0.
+  where most held-out subjects respond. Below threshold a median is noise and r scatters around 0. The
+  generated median estimates the generator's own median at that condition, so it may pool more draws per
+  held-out row than one (`extra_draws`): with one draw it carries the sampling noise of as few waveforms as
+  the condition has held-out records (often 1-3), which lowers r for a generator that is right on average.
 - `level_slopes`: the primary wave's latency-level slope (ms/dB) and amplitude growth (µV/dB), fitted on
   the per-condition medians of the picker's latency and peak-to-trough within each group of conditions that
   differ only in level (one intercept per group), over the responding conditions.
 - `threshold_error_db`: per group, the lowest level from which at least half of the generated waveforms
   show a response at every higher level, against the median threshold of the group's held-out subjects.
+  Extra draws join the generated waveforms here too (each draw its own series): one draw's half of a group
+  is a few waveforms, and the level where it crosses moves by 10-20 dB from draw to draw.
   Both sets are detected the same way, by level-series agreement (`physiology.detection`): a generated
   waveform is placed in the series of the held-out recording it was generated for. A threshold above the
   top level (no response anywhere) counts as the top level plus one level step.
@@ -71,6 +76,15 @@ class Recordings:
     def with_signals(self, signals: np.ndarray) -> Recordings:
         """The same rows (conditions, subjects) with other waveforms: a generated set."""
         return replace(self, signals=np.asarray(signals))
+
+    def tiled(self, draws: np.ndarray) -> Recordings:
+        """The rows repeated once per draw with (D, N, T) waveforms `draws` of them: D generated sets at once,
+        each draw's rows a subject of their own (`<subject>~<draw>`), so that no series spans two draws."""
+        d, pid = len(draws), np.asarray(self.patient_id).astype(str)
+        return replace(self, signals=np.asarray(draws).reshape(-1, self.signals.shape[1]),
+                       static=np.tile(self.static, (d, 1)),
+                       labels=None if self.labels is None else np.tile(self.labels, (d, 1)),
+                       patient_id=np.concatenate([np.char.add(pid, f"~{k}") for k in range(d)]))
 
 
 def detected(rec: Recordings, sample_rate_hz: float, profile: Profile) -> np.ndarray:
@@ -182,17 +196,22 @@ def matched_rows(source: Recordings, target: Recordings, seed: int = 0) -> tuple
 
 
 def heldout_metrics(generated_uv: np.ndarray, real: Recordings, train: Recordings, sample_rate_hz: float,
-                    profile: Profile, seed: int = 0) -> dict[str, Any]:
+                    profile: Profile, seed: int = 0, extra_draws: np.ndarray | None = None) -> dict[str, Any]:
     """Every metric of the module docstring for `generated_uv` (one row per row of `real`), with its oracle
-    (`train` in the generator's place) and the counts behind it."""
+    (`train` in the generator's place) and the counts behind it. `extra_draws` ((D, N, T), more draws for the
+    same rows) join `generated_uv` in the generated medians only."""
     gen = real.with_signals(generated_uv)
     conditions = responding_conditions(real, sample_rate_hz, profile)
-    r, n_r = median_waveform_r(gen, real, conditions)
+    r_one, n_r = median_waveform_r(gen, real, conditions)
+    pooled = gen if extra_draws is None or not len(extra_draws) else \
+        real.tiled(np.concatenate([np.asarray(generated_uv)[None], np.asarray(extra_draws)]))
+    r, _ = median_waveform_r(pooled, real, conditions)
     r_oracle, n_r_oracle = median_waveform_r(train, real, conditions)
     src, tgt = matched_rows(train, real, seed)
     oracle_set, real_matched = train.subset(src), real.subset(tgt)
     slopes_gen, slopes_real = (level_slopes(x, conditions, sample_rate_hz, profile) for x in (gen, real))
-    threshold_error, n_groups = threshold_error_db(gen, real, sample_rate_hz, profile)
+    threshold_error, n_groups = threshold_error_db(pooled, real, sample_rate_hz, profile)
+    threshold_one = threshold_error_db(gen, real, sample_rate_hz, profile)[0] if pooled is not gen else threshold_error
     return {
         "c2st_acc": c2st_accuracy(gen, real, sample_rate_hz, seed),
         "c2st_acc_oracle": c2st_accuracy(oracle_set, real_matched, sample_rate_hz, seed) if len(tgt) else float("nan"),
@@ -204,7 +223,9 @@ def heldout_metrics(generated_uv: np.ndarray, real: Recordings, train: Recording
         "threshold_error_db": threshold_error,
         "detail": {"n_heldout": len(real.signals), "n_heldout_subjects": int(len(np.unique(real.patient_id))),
                    "responding_conditions": int(len(conditions)), "waveform_r_conditions": n_r,
-                   "waveform_r_oracle_conditions": n_r_oracle, "c2st_oracle_rows": int(len(tgt)),
+                   "waveform_r_oracle_conditions": n_r_oracle, "median_draws": len(pooled.signals) // len(real.signals),
+                   "mean_waveform_r_one_draw": r_one, "threshold_error_db_one_draw": threshold_one,
+                   "c2st_oracle_rows": int(len(tgt)),
                    "threshold_groups": n_groups, "generated": slopes_gen, "real": slopes_real},
     }
 

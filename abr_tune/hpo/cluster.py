@@ -118,15 +118,27 @@ def confine_to_loopback() -> None:
 
     Ray binds its GCS, raylet, workers, agents and metrics endpoints to all interfaces or the
     node's routable IP unless the node IP is loopback, and turns a requested 127.0.0.1 back into
-    the routable IP; only its single-node mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when
-    ray is imported) keeps 127.0.0.1. The driver has imported ray by now: set the constant that
-    import produced, and the variable for every process Ray starts. An explicit value is kept.
-    The setting lasts for this process, which is the search's.
+    the routable IP; only its single-node mode (the environment variable SINGLE_NODE_ENV = 0, read
+    when ray is imported) keeps 127.0.0.1. `python -m abr_tune.search` sets the variable before it
+    imports ray, and Ray's processes inherit it; an explicit value is kept.
     """
     os.environ.setdefault(SINGLE_NODE_ENV, "0")
     if os.environ[SINGLE_NODE_ENV] == "0":
-        from ray._private import ray_constants
+        _single_node_after_import()
 
+
+def _single_node_after_import() -> None:
+    """The one use of Ray's private state: a caller that imported ray before the variable was set (a
+    notebook, the tests) gets the single-node mode the import would have given. Ray offers no public
+    switch after import. Checked against Ray 2.60.0; tests/test_ray_local.py fails if the constant or
+    the variable's meaning changes. No write when the import already read the variable."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return  # ray's import will read the variable
+    from ray._private import ray_constants
+
+    if getattr(ray_constants, "ENABLE_RAY_CLUSTER", False):
         ray_constants.ENABLE_RAY_CLUSTER = False  # read by services.get_node_ip_address() at ray.init
 
 

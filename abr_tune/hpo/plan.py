@@ -32,8 +32,9 @@ SMOKE_OVERRIDES = {
     "trainer.sample_every_epochs": 2, "viz.num_samples": 2, "viz.plot_spectrogram": False,
     "advanced.lr_warmup_steps": 0,
 }
-# ... and, on a recordings file (where data.synthetic.* does nothing), the recordings of 6 of its subjects.
-SMOKE_FILE_OVERRIDES = {"data.max_subjects": 6}
+# ... and, on a recordings file (where data.synthetic.* does nothing), the recordings of 8 of its subjects,
+# 2 of them for validation: the sample C2ST's folds are grouped by subject and need two.
+SMOKE_FILE_OVERRIDES = {"data.max_subjects": 8, "data.split": [0.5, 0.25, 0.25]}
 SMOKE_SETTINGS = {"num_samples": 4, "max_concurrent": 2, "max_t": 2, "grace_period": 1}
 SMOKE_CONFIRM = {"top_k": 1, "seeds": 2}  # at most: a confirming space confirms its winner over 2 seeds
 

@@ -20,11 +20,28 @@ from .layout import TUNE_RESULT_FILE
 
 
 class RestoredASHA(ASHAScheduler):
+    """ASHA that replays each restored trial's results through its own public `on_trial_result`.
+
+    The metric is the one Tune hands every scheduler (`set_search_properties`), the time attribute the
+    one given here; a replayed result goes where a live one would (its trial's bracket and rung).
+    """
+
+    def __init__(self, *, time_attr: str = "training_iteration", **kwargs: Any) -> None:
+        super().__init__(time_attr=time_attr, **kwargs)
+        self.replay_time_attr, self.replay_metric = time_attr, kwargs.get("metric")
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        accepted = super().set_search_properties(metric, mode, **spec)
+        if accepted and metric:
+            self.replay_metric = metric
+        return accepted
+
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)
-        bracket = self._trial_info[trial.trial_id]
-        for epoch, value in reported(trial, self._time_attr, self._metric):
-            bracket.on_result(trial, epoch, self._metric_op * value)
+        if self.replay_metric is None:
+            return
+        for epoch, value in reported(trial, self.replay_time_attr, self.replay_metric):
+            self.on_trial_result(tune_controller, trial, {self.replay_time_attr: epoch, self.replay_metric: value})
 
 
 def reported(trial: Any, time_attr: str, metric: str) -> list[tuple[float, float]]:

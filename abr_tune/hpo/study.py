@@ -18,16 +18,22 @@ def study_name(db: Path, expected: str) -> str:
     """
     if not db.is_file():
         raise UserError(f"'{db.parent}' has no Optuna study ({db.name} is missing); it cannot be resumed")
-    try:
+    try:  # the file's integrity first, read-only: SQLite's own check, before Optuna opens it
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
             check = con.execute("PRAGMA quick_check").fetchone()
-            names = [row[0] for row in con.execute("SELECT study_name FROM studies")]
     except sqlite3.Error as err:
         raise UserError(f"the Optuna study {db} cannot be read ({err}); restore it from a backup, "
                         "or start a new search with --space") from None
     if check != ("ok",):
         raise UserError(f"the Optuna study {db} is damaged (SQLite integrity check: {check[0]}); "
                         "restore it from a backup, or start a new search with --space")
+    import optuna
+
+    try:
+        names = optuna.get_all_study_names(storage=f"sqlite:///{db}")
+    except Exception as err:  # noqa: BLE001 - Optuna raises storage errors of several kinds; one message for all
+        raise UserError(f"the Optuna study {db} cannot be read ({type(err).__name__}: {err}); restore it from a "
+                        "backup, or start a new search with --space") from None
     if expected in names:
         return expected
     if len(names) != 1:
@@ -59,7 +65,11 @@ def fail_unfinished(db: Path, name: str) -> int:
 
 def _fail_in_place(db: Path, name: str) -> int:
     """The same update without a journal file: state and end time change in place (rows that
-    exist already, no new pages), so it succeeds on a full disk; what Optuna's tell(FAIL) writes."""
+    exist already, no new pages), so it succeeds on a full disk; what Optuna's tell(FAIL) writes.
+
+    The one place that writes Optuna's tables itself (Optuna has no journal-free tell): the schema's
+    `trials.state`, `trials.datetime_complete` and `studies.study_name`, checked against Optuna 5.0.0;
+    tests/test_search_resume.py fails when they change."""
     with contextlib.closing(sqlite3.connect(db)) as con:
         con.execute("PRAGMA journal_mode=MEMORY")
         with con:

@@ -106,8 +106,12 @@ def run_config(exp: Experiment, *, stage: str | None = None) -> Any:
 
     return tune.RunConfig(
         name=stage or exp.name, storage_path=exp.path if stage else exp.storage_path,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=exp.space.metric,
-                                                checkpoint_score_order=exp.space.mode),
+        # Tune keeps a trial's 2 best checkpoints by the metric; a sample metric is missing from most epochs, which
+        # Tune would log as an error each epoch and rank first, so those keep the 2 latest (the run's own best
+        # checkpoint is train_abr's, in the trial directory).
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=2, checkpoint_score_order=exp.space.mode,
+            checkpoint_score_attribute=None if exp.space.metric.startswith("sample/") else exp.space.metric),
         failure_config=tune.FailureConfig(max_failures=2), verbose=1,
         # Trial dirs (TensorBoard logs, train_summary.json) reach storage from any node.
         sync_config=tune.SyncConfig(sync_artifacts=True),
@@ -127,7 +131,13 @@ def load_data(space: SearchSpace) -> Any:
 
     base = from_dict(space.base)
     arrays = load(base.data)
-    n_train = len(prepare_splits(base.data, arrays).train)
+    splits = prepare_splits(base.data, arrays)
+    n_train = len(splits.train)
+    n_val_subjects = len(set(splits.val.patient_id.tolist()))
+    if "sample/c2st_acc" in space.objectives and n_val_subjects < 2:
+        raise UserError(f"sample/c2st_acc needs the recordings of at least 2 validation subjects (its folds are "
+                        f"grouped by subject); the validation split holds {n_val_subjects}: raise data.split's "
+                        "validation fraction or use more subjects")
 
     def fits(cfg: TrainConfig) -> None:  # the rule train_abr applies when it sets up a run
         if cfg.loader.drop_last and cfg.loader.batch_size > n_train:

@@ -97,14 +97,15 @@ class Run:
         """Make the lr this config's: `optim.lr` as the schedule's base, on the schedule for this
         `trainer.max_epochs`, at the current step (the loaded optimiser and scheduler hold the old ones).
 
-        For an unchanged config this sets exactly the values LambdaLR would have computed.
+        The scheduler is rebuilt through LambdaLR's public constructor at the loaded step (`last_epoch`
+        one behind it: the constructor takes the first step); for an unchanged config this gives exactly
+        the values the loaded scheduler held.
         """
-        lr = self.cfg.optim.lr
-        self.scheduler.base_lrs = [lr] * len(self.optimizer.param_groups)
-        for group, multiplier in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas, strict=True):
+        lr, step = self.cfg.optim.lr, self.scheduler.last_epoch
+        for group in self.optimizer.param_groups:
             group["initial_lr"] = lr
-            group["lr"] = lr * multiplier(self.scheduler.last_epoch)
-        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.scheduler.lr_lambdas,
+                                                           last_epoch=step - 1)
 
 
 def setup_run(cfg: TrainConfig, arrays: ABRArrays | None, resume: dict | None) -> Run:
