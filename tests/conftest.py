@@ -118,3 +118,60 @@ def small_npz(path: Path, nan_row: int | None = None) -> Path:
     static = np.tile([[30.0, 80.0, 21.1, 3.0]], (48, 1)).astype(np.float32)
     np.savez(path, signals=signals, static=static, patient_id=np.arange(48) // 4)
     return path
+
+
+# ---------------------------------------------------------------- the fast tier: pytest -m "not slow"
+# A test is `slow` when its own code, a fixture it uses or a helper it calls (found by name in its module, here
+# or in the tests' shared modules, transitively) starts a command in a subprocess, starts Ray, runs a search
+# or trains: decided from the source, so a new test cannot forget it.
+SLOW_CALLS = ("subprocess.run(", "subprocess.Popen(", "Popen(", "train_abr(", "ray.init(", "Tuner(", "train_for(",
+              "search.main(", "search_main(", "retrain.main(", "train.main(", "confirm_search(", "start_ray(",
+              "overfit")
+SHARED_TEST_MODULES = ("conftest.py", "background.py", "lab_files.py", "mouse_like.py")
+
+
+def _functions(path: Path) -> dict[str, tuple[str, bool]]:
+    """{name: (source, is a fixture)} of the module's functions at any depth."""
+    import ast
+
+    source = path.read_text(encoding="utf-8")
+    return {node.name: (ast.get_source_segment(source, node) or "",
+                        any("fixture" in ast.unparse(d) for d in node.decorator_list))
+            for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
+
+
+def _slow_names(functions: dict[str, tuple[str, bool]], known: set[str]) -> set[str]:
+    """The functions (helpers and fixtures, not tests) that reach a slow call, directly or through another."""
+    slow = set(known)
+    while True:
+        calls = SLOW_CALLS + tuple(f"{n}(" for n in slow)
+        more = {n for n, (src, fixture) in functions.items() if not n.startswith("test_") and n not in slow
+                and any(c in src.split(":", 1)[-1] for c in calls)}
+        if not more:
+            return slow
+        slow |= more
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts a subprocess, Ray, a search or a training run "
+                                       "(tests/conftest.py decides from the source)")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    shared: dict[str, tuple[str, bool]] = {}
+    for name in SHARED_TEST_MODULES:
+        if (here / name).is_file():
+            shared |= _functions(here / name)
+    shared_slow = _slow_names(shared, set())
+    by_module: dict[Path, tuple[dict, set[str]]] = {}
+    for item in items:
+        path = Path(str(item.fspath))
+        if path not in by_module:
+            functions = _functions(path)
+            by_module[path] = (functions, _slow_names(functions, shared_slow))
+        functions, slow = by_module[path]
+        own = functions.get(item.originalname if hasattr(item, "originalname") else item.name, ("", False))[0]
+        calls = SLOW_CALLS + tuple(f"{n}(" for n in slow)
+        if any(c in own for c in calls) or slow & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
