@@ -131,13 +131,13 @@ SHARED_TEST_MODULES = ("conftest.py", "background.py", "lab_files.py", "mouse_li
 
 
 def _functions(path: Path) -> dict[str, tuple[str, bool]]:
-    """{name: (source, is a fixture)} of the module's functions at any depth."""
+    """{name: (source, is a fixture)} of the module's functions and classes at any depth."""
     import ast
 
     source = path.read_text(encoding="utf-8")
     return {node.name: (ast.get_source_segment(source, node) or "",
                         any("fixture" in ast.unparse(d) for d in node.decorator_list))
-            for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
+            for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
 
 
 def _slow_names(functions: dict[str, tuple[str, bool]], known: set[str]) -> set[str]:
