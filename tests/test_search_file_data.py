@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
-from mouse_like import write_recordings
+from mouse_like import FS, write_recordings
 
 from abr_tune.config import from_dict
 from abr_tune.data import prepare_splits
@@ -17,6 +18,7 @@ from abr_tune.hpo.plan import plan_new
 from abr_tune.search import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
+FILE_ORDER = ["intensity", "age"]  # mouse_like.write_recordings' static_order
 
 
 def plan(tmp_path: Path, space: Path, *flags: str):
@@ -74,6 +76,13 @@ def test_the_mouse_smoke_search_scores_every_trial_by_a_finite_c2st(tmp_path):
     values = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(study.trials) == 4 and states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert values and all(0.0 <= v <= 1.0 for v in values)  # epochs without a sample pass over
+    # every trial's run records the file's own rate and condition order (loaded once, in the driver)
+    configs = list((tmp_path / "runs" / "mice").glob("trial_*/train/config.yaml"))
+    assert len(configs) == 4
+    for path in configs:
+        data = yaml.safe_load(path.read_text())["data"]
+        assert data["sample_rate_hz"] == pytest.approx(FS) and data["static_order"] == FILE_ORDER
+    assert (tmp_path / "runs" / "mice" / "report" / "best_trial_samples.png").is_file()
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert all(0.0 <= v <= 1.0 for t in pruned for v in t.intermediate_values.values())  # ASHA's rung sampled
 

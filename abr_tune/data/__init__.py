@@ -28,8 +28,16 @@ class Splits:
 
 
 def prepare_splits(cfg: DataConfig, arrays: ABRArrays | None = None) -> Splits:
-    """Load (unless `arrays` is given), split by patient with cfg.split/split_seed, fit on train."""
-    arrays = load_arrays(cfg) if arrays is None else arrays
+    """Load (unless `arrays` is given), split by patient with cfg.split/split_seed, fit on train.
+
+    Arrays loaded elsewhere (a search loads a file once for all its trials) bring the facts the file
+    stated, its sample rate and condition order, into `cfg` as loading it here would: what is recorded
+    (config.yaml, checkpoints) is what the recordings are."""
+    if arrays is None:
+        arrays = load_arrays(cfg)
+    else:
+        for key, value in arrays.file_facts.items():
+            setattr(cfg, key, value)
     if cfg.max_subjects is not None:
         arrays = arrays.subset(some_patients(arrays.patient_id, cfg.max_subjects, cfg.split_seed))
     train, val, test = (arrays.subset(idx) for idx in split_by_patient(arrays.patient_id, cfg.split, cfg.split_seed))

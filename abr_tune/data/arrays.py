@@ -39,6 +39,7 @@ class ABRArrays:
     start_ms: float = 0.0  # time of the first sample (data.window)
     constants: dict = field(default_factory=dict)  # conditions with one value in the whole file: {name: value}
     series_key: np.ndarray | None = None  # (N,) str level series of each row, kept by `measured()`
+    file_facts: dict = field(default_factory=dict)  # what a file stated that the config records: its rate, order
 
     def __len__(self) -> int:
         return int(self.signals.shape[0])

@@ -117,7 +117,8 @@ def _validated(raw: Raw, path: Path, cfg: DataConfig) -> tuple[ABRArrays, list[s
     arrays = _dropped(arrays, cfg, notes)
     static, label_values, conditions, constants = facts.declare(arrays.static, order, units, label_names,
                                                                 arrays.labels, notes)
-    return replace(arrays, static=static, labels=label_values, conditions=conditions, constants=constants), notes
+    return replace(arrays, static=static, labels=label_values, conditions=conditions, constants=constants,
+                   file_facts={"sample_rate_hz": rate, "static_order": list(order)}), notes
 
 
 def _static(raw: Raw, order: list[str], n: int, path: Path,

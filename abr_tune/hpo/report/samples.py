@@ -51,23 +51,29 @@ def _sample_figure(best: dict[str, Any], checkpoint: Path, conditions: int,
     if len(val) == 0:
         raise UserError(f"the val split is empty (data.split {cfg.data.split})")
     idx = pick_reference_indices(val, conditions, cfg.trainer.val_seed)
-    idx = idx[np.argsort(val.static[idx, 1], kind="stable")]  # panels by rising intensity
+    level = val.column("intensity")
+    if level is not None:
+        idx = idx[np.argsort(level[idx], kind="stable")]  # panels by rising level
+    shown = val.subset(idx)
+    static, labels = shown.inputs_for(sampler.normaliser.conditions)  # in the model's order
     d = cfg.diffusion
     log(f"sampling {len(idx)} conditions with trial {best['trial_id']}'s checkpoint (epoch {epoch}, "
         f"EMA, DDIM {d.sample_steps} steps, eta {d.ddim_eta:g}, CFG {d.cfg_scale:g}) on {sampler.device}")
     generated = []
     with tqdm(total=len(idx), desc="abr-tune: report: DDIM sampling", unit="waveform", leave=False) as bar:
         for i, lo in enumerate(range(0, len(idx), SAMPLE_CHUNK)):
-            chunk = val.static[idx[lo : lo + SAMPLE_CHUNK]]
-            generated.append(sampler.generate(chunk, 1, d.cfg_scale, cfg.trainer.val_seed + i)[0])
-            bar.update(len(chunk))
-    fig = waveform_grid([(val.signals[idx], "reference (val split)", REFERENCE_COLOR),
+            chunk = slice(lo, lo + SAMPLE_CHUNK)
+            generated.append(sampler.generate(static[chunk], 1, d.cfg_scale, cfg.trainer.val_seed + i,
+                                              labels=None if labels is None else labels[chunk])[0])
+            bar.update(len(static[chunk]))
+    fig = waveform_grid([(shown.signals, "reference (val split)", REFERENCE_COLOR),
                          (np.concatenate(generated), "generated (EMA, DDIM)", GENERATED_COLOR)],
-                        val.static[idx], cfg.data.sample_rate_hz,
-                        f"Best trial {best['trial_id']}: generated vs reference ABRs across intensities "
-                        f"(checkpoint of epoch {epoch})", unit=val.signal_unit)
+                        shown.static, cfg.data.effective_rate_hz,
+                        f"Best trial {best['trial_id']}: generated vs reference ABRs across levels "
+                        f"(checkpoint of epoch {epoch})", unit=val.signal_unit, titles=shown.titles(),
+                        start_ms=shown.start_ms)
     caption = (f"Trial `{best['trial_id']}`'s checkpoint at epoch {epoch} (best "
                f"{best.get('best_value'):.4g}), EMA weights, DDIM with {d.sample_steps} steps, eta "
                f"{d.ddim_eta:g}, CFG scale {d.cfg_scale:g}, one sample per condition (seeded), against the val-split "
-               f"recording of the same condition; panels by rising intensity. Checkpoint: `{checkpoint}`.")
+               f"recording of the same condition; panels by rising level. Checkpoint: `{checkpoint}`.")
     return fig, caption
