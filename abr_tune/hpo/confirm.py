@@ -43,6 +43,7 @@ class Confirmed:
     worse_than_base: bool = False  # the paired difference's interval lies entirely on the worse side
     search_value: Optional[float] = None
     seeds_missing: list[int] = field(default_factory=list)
+    race_note: Optional[str] = None  # racing: what was decided, after how many seeds, and why
 
 
 def t_half_width(values: list[float]) -> float:
@@ -127,8 +128,9 @@ def format_table(rows: list[Confirmed], metric: str, seeds: list[int]) -> str:
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *body]]
     lines.insert(1, "-" * len(lines[0]))
+    notes = [f"  {r.label}: {r.race_note}" for r in rows if r.race_note]
     return "\n".join([f"Confirmation over seeds {', '.join(map(str, seeds))} (data, split and validation "
-                      "draw fixed):", *lines])
+                      "draw fixed):", *lines, *(["Racing decisions:", *notes] if notes else [])])
 
 
 def verdict_line(rows: list[Confirmed]) -> str:

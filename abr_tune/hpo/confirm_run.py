@@ -12,6 +12,7 @@ from typing import Any, Optional
 from ..config import from_dict
 from ..formatting import finite, shell
 from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, verdict_of, winner
+from .confirm_race import race, raced_rows, racing_plan_text
 from .front import format_front, front_of
 from .layout import CONFIRM_DIR, Experiment
 from .objectives import SAMPLED, valued_epoch
@@ -117,13 +118,21 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     pareto = summary.get("pareto")
     cands = candidates(exp, records, top_k, pareto["front"] if pareto else None)
     seeds = confirmation_seeds(from_dict(exp.space.base).seed, n_seeds)
-    print(f"\nConfirming {', '.join(c.label for c in cands)} over {len(seeds)} training seeds "
-          f"({len(cands) * len(seeds)} runs of {exp.space.scheduler.max_t} epochs) ...", flush=True)
-    runs, missing = confirm(exp, cands, seeds, arrays, stage)
+    spec, log = exp.space.confirm, None
+    if spec.race and not pareto:
+        print("\n" + racing_plan_text(len(cands) - 1, seeds, exp.space.scheduler.max_t, spec.alpha), flush=True)
+        runs, missing, log = race(exp, cands, seeds, arrays, stage, exp.space.metric, exp.space.mode, spec.alpha,
+                                  confirm)
+    else:
+        print(f"\nConfirming {', '.join(c.label for c in cands)} over {len(seeds)} training seeds "
+              f"({len(cands) * len(seeds)} runs of {exp.space.scheduler.max_t} epochs) ...", flush=True)
+        runs, missing = confirm(exp, cands, seeds, arrays, stage)
     if missing:
         return _interrupted(exp, summary, stage, missing, len(cands) * len(seeds))
     primary = {label: {seed: row[exp.space.metric] for seed, row in by_seed.items()} for label, by_seed in runs.items()}
     rows = summarise(primary, cands, seeds, exp.space.mode)
+    if log is not None:
+        rows = raced_rows(rows, log, len(seeds))
     print(format_table(rows, exp.space.metric, seeds))
     verdict = verdict_line(rows)
     best_label = winner(rows).label if winner(rows) else BASE_LABEL
@@ -139,6 +148,10 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     summary["confirmation"] = {"state": "done", "stage": stage, "seeds": seeds, "top_k": top_k, "winner": best_label,
                                "verdict": verdict, "rows": [asdict(r) for r in rows],
                                "dir": f"{exp.path}/{stage}"}
+    if log is not None:
+        summary["confirmation"]["race"] = {"alpha": spec.alpha, "seed_cap": len(seeds), "rounds": log,
+                                           "runs": sum(len(r["ran"]) for r in log),
+                                           "runs_fixed": len(cands) * len(seeds)}
     summary["best"] = brief(chosen)
     summary["best_config"] = write_best_config(exp, chosen, note)
     write_summary(exp, summary)

@@ -103,7 +103,9 @@ class ResourcesSpec:
 @dataclass
 class ConfirmSpec:
     top_k: int = 0  # after the search, re-run the top K configurations and the base over seeds (0 = off)
-    seeds: int = 3  # training seeds per configuration (data, split and validation draw stay fixed)
+    seeds: int = 3  # training seeds per configuration (data, split and validation draw stay fixed); the cap when racing
+    race: bool = False  # seed by seed, stopping each comparison once decided (hpo/race.py); false: every seed for all
+    alpha: float = 0.05  # the racing decisions' error rate (anytime-valid, under optional stopping)
 
 
 @dataclass

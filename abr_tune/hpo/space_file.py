@@ -165,6 +165,7 @@ def check_settings(space: SearchSpace) -> None:
         (0 <= space.confirm.top_k <= 20, f"confirm.top_k must be in [0, 20], got {space.confirm.top_k}"),
         (2 <= space.confirm.seeds <= 20, f"confirm.seeds must be in [2, 20] (an interval needs 2), "
                                          f"got {space.confirm.seeds}"),
+        (0 < space.confirm.alpha < 0.5, f"confirm.alpha must be in (0, 0.5), got {space.confirm.alpha}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -27,7 +27,18 @@ def confirmation_blocks(summary: dict[str, Any], metric: str) -> list[tuple[str,
             ("p", f"The top {confirmation['top_k']} configurations and the base config, trained again at seeds "
                   f"{seeds} for {summary.get('max_epochs')} epochs (data, split and validation draw fixed), "
                   "compared with the base config paired by seed. **" + confirmation["verdict"] + "**"),
-            ("table", (head, rows))]
+            ("table", (head, rows)), *_race_blocks(confirmation)]
+
+
+def _race_blocks(confirmation: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The racing confirmation's decisions: what, after how many seeds, and why."""
+    race = confirmation.get("race")
+    if not race:
+        return []
+    notes = [f"`{r['label']}`: {r['race_note']}" for r in confirmation["rows"] if r.get("race_note")]
+    return [("p", f"Raced seed by seed ({race['runs']} runs instead of {race['runs_fixed']}), each comparison "
+                  f"stopped once its anytime-valid confidence sequence (Robbins' normal mixture, alpha "
+                  f"{race['alpha']}) excluded 0, at most {race['seed_cap']} seeds. " + " ".join(notes))]
 
 
 def _row(r: dict[str, Any]) -> list[str]:
