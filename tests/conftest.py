@@ -118,3 +118,44 @@ def small_npz(path: Path, nan_row: int | None = None) -> Path:
     static = np.tile([[30.0, 80.0, 21.1, 3.0]], (48, 1)).astype(np.float32)
     np.savez(path, signals=signals, static=static, patient_id=np.arange(48) // 4)
     return path
+
+
+# The fast tier: `python -m pytest -m "not slow"`. A test is marked `slow` automatically when its body, one
+# of its fixtures or a helper of its module (transitively) starts a process, a Ray cluster or a search, or
+# trains for more than a few seconds; so a new test cannot forget the mark.
+SLOW_TOKENS = ("run_cli", "run_search", "subprocess", "Popen", "start_ray", "ray.init", "tune.Tuner",
+               "node_ip_restored", "background", "search_main", "train_main", "run_training")
+
+
+def _slow_functions(path: Path, extra: set[str]) -> set[str]:
+    """Names of the module-level functions in `path` that reach a slow token or another such function."""
+    import ast
+    import re
+
+    source = path.read_text()
+    bodies = {node.name: ast.get_source_segment(source, node) or ""
+              for node in ast.parse(source).body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    slow = set(extra)
+    changed = True
+    while changed:
+        changed = False
+        for name, body in bodies.items():
+            inner = body.split("\n", 1)[-1]
+            if name not in slow and (any(t in inner for t in SLOW_TOKENS)
+                                     or any(re.search(rf"\b{s}\b", inner) for s in slow)):
+                slow.add(name)
+                changed = True
+    return slow
+
+
+def pytest_collection_modifyitems(config, items):
+    conftest_slow = _slow_functions(Path(__file__), set())
+    cache: dict[Path, set[str]] = {}
+    for item in items:
+        path = Path(str(item.fspath))
+        if path not in cache:
+            cache[path] = _slow_functions(path, conftest_slow)
+        slow = cache[path]
+        name = getattr(item, "originalname", None) or item.name.split("[")[0]
+        if name in slow or any(f in slow for f in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
