@@ -54,7 +54,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           text=True, timeout=timeout)
 
 
-def assert_user_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
+def run_main(capsys, module: str, *args: str):
+    """Call `module`'s `main(argv)` in this process (no child process): the exit code
+    (SystemExit included) and the captured output, as `.returncode`, `.stdout`, `.stderr`."""
+    import importlib
+    from types import SimpleNamespace
+
+    capsys.readouterr()
+    try:
+        code = importlib.import_module(module).main(list(args))
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
+def assert_user_error(proc, fragment: str) -> None:
     """Exit 2, one `abr-tune: error:` line naming the problem, no traceback."""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
