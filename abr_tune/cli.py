@@ -1,64 +1,56 @@
-"""`abr-tune <command> [options]`: every command behind one name (each is also `python -m abr_tune.<command>`).
+"""`abr-tune <command> ...`: one entry point over the commands; `python -m abr_tune.<command>` works too.
 
-A command's module is imported only when it runs, so `abr-tune train` starts without Ray or Optuna
-(installed with the `search` extra).
+Each command's module is imported only when it runs, so `abr-tune train` never loads Ray or Optuna.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 
-from . import __version__
-from .errors import fail
+from abr_tune import __version__
 
 GROUPS = {
-    "Search (pip install 'abr-tune[search]')": {
-        "search": "Ray Tune + Optuna TPE + ASHA over a search space; confirms the winner over seeds",
-        "retrain": "train a search's confirmed best config again and test it",
-        "report": "write a finished search's HTML/Markdown report",
+    "Train and generate (core install)": {
+        "train": "train the generator from a YAML config (synthetic data or your recordings)",
+        "sample": "generate ABRs for one condition from a checkpoint",
+        "evaluate": "check that a checkpoint generates physiologically right ABRs",
+        "convert": "turn a lab's recording files into one training file",
     },
-    "Train and generate": {
-        "train": "train the ABR diffusion model from a YAML config",
-        "sample": "generate ABR waveforms for conditions from a checkpoint",
-        "evaluate": "measure a checkpoint's waveforms against real recordings",
+    "Search (needs abr-tune[search])": {
+        "search": "hyperparameter search (Ray Tune, Optuna TPE, ASHA)",
+        "retrain": "train a search's best config again and test it",
+        "report": "write a finished search's report",
     },
-    "Data and reference": {
-        "convert": "a lab's recording files (BioSigRZ .arf/.csv, EPL, CSV) to one training file",
-        "config-doc": "print the configuration reference generated from the schema",
+    "Reference": {
+        "config-doc": "print the configuration reference, generated from the schema",
     },
 }
 COMMANDS = {name: name.replace("-", "_") for group in GROUPS.values() for name in group}
-SEARCH_PACKAGES = ("ray", "optuna")  # what the search group needs beyond the core
 
 
 def usage() -> str:
-    lines = ["usage: abr-tune <command> [options]      (abr-tune <command> --help for its options)", ""]
+    lines = ["usage: abr-tune <command> [options]   (abr-tune <command> --help for a command's options)", ""]
     for title, commands in GROUPS.items():
         lines.append(f"{title}:")
-        lines += [f"  {name:<11} {text}" for name, text in commands.items()]
+        lines += [f"  {name:<12}{text}" for name, text in commands.items()]
         lines.append("")
-    lines += ["options:", "  -h, --help     show this message", "  -V, --version  print abr-tune's version"]
+    lines.append("options:\n  -h, --help  show this message\n  --version   print the version")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(usage())
-        return 0 if args else 2
-    if args[0] in ("-V", "--version"):
+        return 0
+    if args[0] == "--version":
         print(f"abr-tune {__version__}")
         return 0
-    name = args[0]
-    if name not in COMMANDS:
-        fail(f"unknown command '{name}'; choose one of: {', '.join(COMMANDS)} (abr-tune --help)")
-    missing = [p for p in SEARCH_PACKAGES if importlib.util.find_spec(p) is None]
-    if name in next(iter(GROUPS.values())) and missing:
-        fail(f"abr-tune {name} needs {' and '.join(missing)}, which this installation lacks: "
-             "pip install 'abr-tune[search]'")
-    module = importlib.import_module(f"abr_tune.{COMMANDS[name]}")
+    if args[0] not in COMMANDS:
+        print(f"abr-tune: error: unknown command {args[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"abr_tune.{COMMANDS[args[0]]}")
     return module.main(args[1:])
 
 

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='comma-separated "key: value" pairs, e.g. "optim.lr: 1e-4, trainer.max_epochs: 300"')
     p.add_argument("--resume", metavar="CKPT",
                    help="continue the run a checkpoint (_last.pt) belongs to, with its config unless --config is "
-                        "given; only the keys README.md lists may change (e.g. trainer.max_epochs, optim.lr)")
+                        "given; only the keys docs/training.md lists may change (e.g. trainer.max_epochs, optim.lr)")
     add_tracking_flags(p, "the run")
     return p
 

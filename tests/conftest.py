@@ -54,7 +54,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           text=True, timeout=timeout)
 
 
-def assert_user_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
+def run_main(capsys, module: str, *args: str):
+    """Call `module`'s `main(argv)` in this process (no child process): the exit code
+    (SystemExit included) and the captured output, as `.returncode`, `.stdout`, `.stderr`."""
+    import importlib
+    from types import SimpleNamespace
+
+    capsys.readouterr()
+    try:
+        code = importlib.import_module(module).main(list(args))
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
+def assert_user_error(proc, fragment: str) -> None:
     """Exit 2, one `abr-tune: error:` line naming the problem, no traceback."""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
@@ -120,58 +135,46 @@ def small_npz(path: Path, nan_row: int | None = None) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- the fast tier: pytest -m "not slow"
-# A test is `slow` when its own code, a fixture it uses or a helper it calls (found by name in its module, here
-# or in the tests' shared modules, transitively) starts a command in a subprocess, starts Ray, runs a search
-# or trains: decided from the source, so a new test cannot forget it.
-SLOW_CALLS = ("subprocess.run(", "subprocess.Popen(", "Popen(", "train_abr(", "ray.init(", "Tuner(", "train_for(",
-              "search.main(", "search_main(", "retrain.main(", "train.main(", "confirm_search(", "start_ray(",
-              "overfit")
-SHARED_TEST_MODULES = ("conftest.py", "background.py", "lab_files.py", "mouse_like.py")
+# The fast tier: `python -m pytest -m "not slow"`. A test is marked `slow` automatically when its body, one
+# of its fixtures or a helper of its module (transitively) starts a process, a Ray cluster or a search, or
+# trains for more than a few seconds; so a new test cannot forget the mark.
+SLOW_TOKENS = ("run_cli", "run_search", "subprocess", "Popen", "start_ray", "ray.init", "tune.Tuner",
+               "node_ip_restored", "Background(", "search_main", "train_main", "run_training")
 
 
-def _functions(path: Path) -> dict[str, tuple[str, bool]]:
-    """{name: (source, is a fixture)} of the module's functions and classes at any depth."""
+# Measured once with --durations=0: tests over ~4 s on 2 cores that no token above finds.
+SLOW_TESTS = {"test_resume_reproduces_the_uninterrupted_run", "test_generation_time_50k"}
+
+
+def _slow_functions(path: Path, extra: set[str]) -> set[str]:
+    """Names of the module-level functions in `path` that reach a slow token or another such function."""
     import ast
+    import re
 
-    source = path.read_text(encoding="utf-8")
-    return {node.name: (ast.get_source_segment(source, node) or "",
-                        any("fixture" in ast.unparse(d) for d in node.decorator_list))
-            for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
-
-
-def _slow_names(functions: dict[str, tuple[str, bool]], known: set[str]) -> set[str]:
-    """The functions (helpers and fixtures, not tests) that reach a slow call, directly or through another."""
-    slow = set(known)
-    while True:
-        calls = SLOW_CALLS + tuple(f"{n}(" for n in slow)
-        more = {n for n, (src, fixture) in functions.items() if not n.startswith("test_") and n not in slow
-                and any(c in src.split(":", 1)[-1] for c in calls)}
-        if not more:
-            return slow
-        slow |= more
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: starts a subprocess, Ray, a search or a training run "
-                                       "(tests/conftest.py decides from the source)")
+    source = path.read_text()
+    bodies = {node.name: ast.get_source_segment(source, node) or ""
+              for node in ast.parse(source).body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    slow = set(extra)
+    changed = True
+    while changed:
+        changed = False
+        for name, body in bodies.items():
+            inner = body.split("\n", 1)[-1]
+            if name not in slow and (any(t in inner for t in SLOW_TOKENS)
+                                     or any(re.search(rf"\b{s}\b", inner) for s in slow)):
+                slow.add(name)
+                changed = True
+    return slow
 
 
 def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).parent
-    shared: dict[str, tuple[str, bool]] = {}
-    for name in SHARED_TEST_MODULES:
-        if (here / name).is_file():
-            shared |= _functions(here / name)
-    shared_slow = _slow_names(shared, set())
-    by_module: dict[Path, tuple[dict, set[str]]] = {}
+    conftest_slow = _slow_functions(Path(__file__), set())
+    cache: dict[Path, set[str]] = {}
     for item in items:
         path = Path(str(item.fspath))
-        if path not in by_module:
-            functions = _functions(path)
-            by_module[path] = (functions, _slow_names(functions, shared_slow))
-        functions, slow = by_module[path]
-        own = functions.get(item.originalname if hasattr(item, "originalname") else item.name, ("", False))[0]
-        calls = SLOW_CALLS + tuple(f"{n}(" for n in slow)
-        if any(c in own for c in calls) or slow & set(getattr(item, "fixturenames", ())):
+        if path not in cache:
+            cache[path] = _slow_functions(path, conftest_slow)
+        slow = cache[path]
+        name = getattr(item, "originalname", None) or item.name.split("[")[0]
+        if name in slow or name in SLOW_TESTS or any(f in slow for f in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import ROOT, assert_user_error, free_port, run_cli, tiny_config
+from conftest import ROOT, assert_user_error, free_port, run_cli, run_main, tiny_config
 
 from abr_tune.config import load_config
 
@@ -67,17 +67,20 @@ def _headers() -> dict:
 
 # ---------------------------------------------------------------- bad flags and spaces
 
-@pytest.mark.timeout(120)
-def test_bad_flags_and_spaces_exit_2_before_anything_starts(tmp_path):
+def _bad_space_files(tmp_path: Path) -> tuple[Path, Path, str]:
     space = _space_file(tmp_path)
     bad_heads = tmp_path / "heads.yaml"
     bad_heads.write_text(yaml.safe_dump({"base": {"model": {"d_model": 64}}, "params": {
         "model.n_heads": {"dist": "choice", "values": [4, 6]}}}))
     (tmp_path / "runs" / "taken").mkdir(parents=True)
-    runs = str(tmp_path / "runs")
-    not_ray = socket.create_server(("127.0.0.1", 0))  # accepts TCP, speaks no gRPC: not a cluster
+    return space, bad_heads, str(tmp_path / "runs")
+
+
+@pytest.mark.timeout(120)
+def test_bad_flags_and_spaces_exit_2_before_anything_starts(tmp_path, capsys, monkeypatch):
+    space, bad_heads, runs = _bad_space_files(tmp_path)
+    monkeypatch.chdir(ROOT)
     cases = [
-        ((), "--space is required"),
         (("--space", str(space), "--num-samples", "many"), "argument --num-samples: invalid int value"),
         (("--space", str(space), "--bogus"), "unrecognized arguments: --bogus"),
         (("--space", str(bad_heads)), "model.n_heads (6) must divide model.d_model (64)"),
@@ -91,6 +94,19 @@ def test_bad_flags_and_spaces_exit_2_before_anything_starts(tmp_path):
         (("--space", "search_spaces/training.yaml", "--override", "data.synthetic.n_subjects: 12"),
          "loader.batch_size=128 exceeds the"),
         (("--resume", str(tmp_path)), "is not an abr-tune search experiment"),
+    ]
+    for args, fragment in cases:
+        assert_user_error(run_main(capsys, "abr_tune.search", "--storage-path", runs, *args), fragment)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["taken"]  # nothing written
+    assert_user_error(run_main(capsys, "abr_tune.retrain", "--experiment", runs), "has no best_config.yaml")
+
+
+@pytest.mark.timeout(120)
+def test_cli_errors_exit_2_without_a_traceback_and_before_ray_starts(tmp_path):
+    space, _, runs = _bad_space_files(tmp_path)
+    not_ray = socket.create_server(("127.0.0.1", 0))  # accepts TCP, speaks no gRPC: not a cluster
+    cases = [
+        ((), "--space is required"),
         (("--space", str(space), "--address", f"127.0.0.1:{free_port()}"), "cannot reach the Ray cluster"),
         (("--space", str(space), "--address", f"127.0.0.1:{not_ray.getsockname()[1]}"), "no Ray GCS answers"),
     ]
@@ -100,7 +116,6 @@ def test_bad_flags_and_spaces_exit_2_before_anything_starts(tmp_path):
             proc = run_cli("abr_tune.search", "--storage-path", runs, *args, timeout=60)
             assert_user_error(proc, fragment)
             assert time.monotonic() - started < 30, args  # fails fast, no Ray start-up
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["taken"]  # nothing written
     assert_user_error(run_cli("abr_tune.retrain", "--experiment", runs), "has no best_config.yaml")
 
 

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import yaml
-from conftest import assert_user_error, run_cli, tiny_config
+from conftest import assert_user_error, run_cli, run_main, tiny_config
 
 
 def _npz(path, n=12, length=200, nan_row=None, static_cols=4):
@@ -38,11 +38,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_config_files(tmp_path, case):
+def test_bad_config_files(tmp_path, case, capsys):
     _, content, fragment = CASES[case]
     path = tmp_path / "cfg.yaml"
     path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
-    assert_user_error(run_cli("abr_tune.train", "--config", str(path)), fragment)
+    assert_user_error(run_main(capsys, "abr_tune.train", "--config", str(path)), fragment)
     assert not (tmp_path / "runs").exists()
 
 
@@ -57,32 +57,32 @@ def test_bad_config_files(tmp_path, case):
         (lambda p: (p / "data.txt").write_text("x") and p / "data.txt", "extension"),
     ],
 )
-def test_bad_data_files(tmp_path, make, fragment):
+def test_bad_data_files(tmp_path, make, fragment, capsys):
     path = make(tmp_path)
     cfg = _config(tmp_path, source="file", path=str(path))
-    assert_user_error(run_cli("abr_tune.train", "--config", str(cfg)), fragment)
+    assert_user_error(run_main(capsys, "abr_tune.train", "--config", str(cfg)), fragment)
 
 
-def test_pickle_needs_explicit_opt_in(tmp_path):
+def test_pickle_needs_explicit_opt_in(tmp_path, capsys):
     path = tmp_path / "abr.pkl"
     record = {"patient_id": 1, "static_params": [30, 80, 21.1, 3], "signal": [0.0] * 200,
               "v_peak": [6.0, 0.3], "v_peak_mask": [True, True]}
     path.write_bytes(pickle.dumps({"data": [record] * 4}))
     cfg = _config(tmp_path, source="file", path=str(path))
-    assert_user_error(run_cli("abr_tune.train", "--config", str(cfg)), "allow_pickle")
+    assert_user_error(run_main(capsys, "abr_tune.train", "--config", str(cfg)), "allow_pickle")
 
 
-def test_corrupt_checkpoint_for_resume(tmp_path):
+def test_corrupt_checkpoint_for_resume(tmp_path, capsys):
     good = tmp_path / "good.pt"
     good.write_bytes(b"PK\x03\x04 truncated")
     before = good.read_bytes()
-    assert_user_error(run_cli("abr_tune.train", "--resume", str(good)), "corrupt")
+    assert_user_error(run_main(capsys, "abr_tune.train", "--resume", str(good)), "corrupt")
     assert good.read_bytes() == before
-    assert_user_error(run_cli("abr_tune.train", "--resume", str(tmp_path / "nope.pt")), "not found")
+    assert_user_error(run_main(capsys, "abr_tune.train", "--resume", str(tmp_path / "nope.pt")), "not found")
 
 
-def test_bad_override(tmp_path):
-    assert_user_error(run_cli("abr_tune.train", "--override", "optim.lrr: 1"), "did you mean 'optim.lr'?")
+def test_bad_override(tmp_path, capsys):
+    assert_user_error(run_main(capsys, "abr_tune.train", "--override", "optim.lrr: 1"), "did you mean 'optim.lr'?")
 
 
 def test_usage_errors_are_one_line():

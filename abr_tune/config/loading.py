@@ -81,7 +81,7 @@ def unknown_key_message(key: str) -> str:
     found = next((k for k in alias if k.startswith(section)), None) or closest(key, keys)
     found = found or next((k for k in keys if k.rsplit(".", 1)[-1] == leaf), None) or closest(leaf, keys, 0.3)
     hint = f"; did you mean '{found}'?" if found else ""
-    return f"unknown config key '{key}'{hint} (see the configuration reference in README.md)"
+    return f"unknown config key '{key}'{hint} (see the configuration reference in docs/configuration.md)"
 
 
 # ---------------------------------------------------------------- public API

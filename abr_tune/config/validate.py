@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-from ..errors import UserError
 from ..physiology.profiles import window_problems
 from ..physiology.ranges import CFG_SCALE, DDIM_ETA, SEED_MAX
 from .names import COLUMN_ROLES
@@ -27,13 +26,6 @@ class Checks(list):
     def __call__(self, ok: bool, message: str) -> None:
         if not ok:
             self.append(message)
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Every check of `problems_of`; raises UserError with the first problem (loading reports all of them)."""
-    found = problems_of(cfg)
-    if found:
-        raise UserError(found[0])
 
 
 def problems_of(cfg: TrainConfig) -> list[str]:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..config import StftConfig
 
-LOG_EPS = 1e-5  # keeps log|S| finite in silent bins; signals are standardised (~unit scale); loss.stft.eps
+LOG_EPS = StftConfig.eps  # loss.stft.eps: keeps log|S| finite in silent bins; signals are standardised (~unit scale)
 
 Resolution = tuple[int, int, int]  # (n_fft, hop_length, win_length)
 

@@ -12,7 +12,7 @@ works on band-limited hardware. A subject's threshold is the lowest level that r
 with every higher level of its series responding too (a stray correlation below
 threshold does not set it).
 
-Measured on the development click series (README, "Species and waves"): 1 of the 39
+Measured on the development click series (docs/evaluation.md, "Species and waves"): 1 of the 39
 records at 10-30 dB SPL responds, 76% of those at >= 60 dB SPL.
 """
 

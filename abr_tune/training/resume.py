@@ -85,7 +85,7 @@ def _check_changes(cfg: TrainConfig, saved: TrainConfig) -> None:
         shown = ", ".join(f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in changed.items())
         raise UserError(
             f"cannot change {', '.join(changed)} on resume ({shown}): the checkpoint was trained with the first "
-            "value(s), and a resume may change only how long and how visibly the run trains (the keys README.md "
+            "value(s), and a resume may change only how long and how visibly the run trains (the keys docs/training.md "
             "lists under 'Training on its own': trainer.max_epochs, optim.lr, early stopping, how often to validate, "
             "sample, save and log, ...); start a new run (another exp_name, no --resume) to train with the others"
         )

@@ -1,4 +1,4 @@
-"""TensorBoard output of a run: the exact tags README.md lists, figures in the data's unit (µV, or z) against ms."""
+"""TensorBoard output of a run: the exact tags docs/training.md lists, figures in the data's unit (µV, z) against ms."""
 
 from __future__ import annotations
 
