@@ -12,7 +12,7 @@ again at `--confirm-seeds` training seeds in this process; the value is the mean
 Reported per method: median and spread (min-max) over seeds, the search's wall time, and the
 best-so-far curve (trial end time, best search value) of each search.
 
-    PYTHONPATH=. python benchmarks/search_efficiency.py --trials 4 --max-t 2 --seeds 0   # tiny: harness check
+    PYTHONPATH=. python -m benchmarks.search_efficiency --trials 4 --max-t 2 --seeds 0   # tiny: harness check
 """
 
 from __future__ import annotations

@@ -37,3 +37,16 @@ def test_a_candidate_inside_the_noise_runs_to_the_cap_and_stays_undecided():
     assert [c[1] for c in calls] == [["good", "same", BASE_LABEL], ["good", "same", BASE_LABEL],
                                      ["same", BASE_LABEL], ["same", BASE_LABEL]]  # "good" left once decided
     assert log[-1]["decisions"]["same"]["vs_base"] == "undecided"
+
+
+def test_the_report_states_the_race_decisions_and_run_counts():
+    from abr_tune.hpo.report.confirmation import confirmation_blocks
+
+    row = {"label": "good", "mean": 0.9, "ci95": 0.01, "search_value": 0.88, "diff_mean": -0.1, "diff_ci95": 0.01,
+           "p_value": 0.01, "beats_base": True, "race_note": "better than the base after 2 of 3 seeds: ..."}
+    base = {"label": BASE_LABEL, "mean": 1.0, "ci95": 0.01, "search_value": None, "race_note": None}
+    summary = {"max_epochs": 10, "confirmation": {
+        "state": "done", "seeds": [43, 44, 45], "top_k": 1, "verdict": "Confirmed winner: good", "rows": [row, base],
+        "race": {"alpha": 0.05, "seed_cap": 3, "runs": 4, "runs_fixed": 6, "rounds": []}}}
+    text = " ".join(str(payload) for _, payload in confirmation_blocks(summary, "val/mse_v"))
+    assert "4 runs instead of 6" in text and "better than the base after 2 of 3 seeds" in text
