@@ -246,3 +246,18 @@ def test_the_journal_free_fail_writes_what_optunas_tell_would(tmp_path):
     assert trials[1].number == running.number
     assert [t.state.name for t in optuna.load_study(study_name="other", storage=storage).trials] == ["RUNNING"]
     assert study_name(db, "other") == "other"  # Optuna's own name lookup
+
+
+def test_a_sqlite_file_that_is_no_study_is_refused_and_left_as_it_was(tmp_path):
+    import sqlite3
+
+    from abr_tune.errors import UserError
+    from abr_tune.hpo.study import study_name
+
+    db = tmp_path / "optuna.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE notes (t TEXT)")
+    before = db.read_bytes()
+    with pytest.raises(UserError, match="cannot be read"):
+        study_name(db, "s")
+    assert db.read_bytes() == before  # Optuna wrote none of its tables into it

@@ -30,7 +30,9 @@ def study_name(db: Path, expected: str) -> str:
     import optuna
 
     try:
-        names = optuna.get_all_study_names(storage=f"sqlite:///{db}")
+        # read-only: a file that is not a study is refused rather than given Optuna's tables
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        names = optuna.get_all_study_names(storage=f"sqlite:///file:{db}?mode=ro&uri=true")
     except Exception as err:  # noqa: BLE001 - Optuna raises storage errors of several kinds; one message for all
         raise UserError(f"the Optuna study {db} cannot be read ({type(err).__name__}: {err}); restore it from a "
                         "backup, or start a new search with --space") from None
