@@ -29,6 +29,7 @@ from .hpo.confirm_run import confirm_search, stage_dir
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
 from .hpo.lock import lock_given
+from .hpo.objectives import sampled
 from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
 from .hpo.space import METRICS
 from .hpo.summary import report, resumed_stage
@@ -123,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(done, flush=True)
         return 0
     restoring = bool(args.resume or args.extend)
-    if any(m.startswith("sample/") for m in exp.space.objectives):
+    if any(sampled(m) for m in exp.space.objectives):
         # sample metrics are reported on sampling epochs only (ASHA's rungs among them); the space checked
         # every name, and the searcher and ASHA pass over an epoch without its metric
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"

@@ -50,6 +50,12 @@ class Constraint:
 _CONSTRAINT = re.compile(r"^\s*(\S+)\s*(<=|>=)\s*(\S+)\s*$")
 
 
+def sampled(metric: str) -> bool:
+    """Whether `metric` is measured on sampling epochs only (trainer.sample_every_epochs, the last epoch and
+    ASHA's rungs when it drives ASHA), so that the other epochs' results lack it."""
+    return metric.startswith("sample/")
+
+
 def parse_constraint(text: Any, ranges: dict[str, tuple[float, float]]) -> Constraint:
     """A constraint's text, checked: a reported metric, a finite bound inside the metric's range."""
     match = _CONSTRAINT.match(text) if isinstance(text, str) else None

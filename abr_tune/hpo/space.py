@@ -51,7 +51,7 @@ from typing import Any, Literal, Optional
 from ..config import TrainConfig, apply_overrides, from_dict, get_key, load_yaml
 from ..errors import UserError
 from .limits import check_sizes
-from .objectives import Constraint, parse_constraint
+from .objectives import Constraint, parse_constraint, sampled
 from .params import Param, closest_hint
 
 # Metrics a search can optimise, with the direction each improves in. `sample/*` metrics are
@@ -164,7 +164,7 @@ class SearchSpace:
     def sample_epochs(self) -> list[int]:
         """The epochs a trial must sample on when a sample metric drives ASHA: its rungs (the last
         epoch always samples); none otherwise."""
-        if not self.metric.startswith("sample/"):
+        if not sampled(self.metric):
             return []
         s, epochs = self.scheduler, set()
         milestone = float(s.grace_period)

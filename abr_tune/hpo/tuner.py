@@ -12,6 +12,7 @@ from ..config import TrainConfig, from_dict
 from ..errors import UserError
 from ..formatting import fmt_value, shell
 from .layout import DATA_FILE, SPACE_FILE, Experiment
+from .objectives import sampled
 from .params import short_name
 from .space import SearchSpace
 from .trial import run_trial
@@ -111,7 +112,7 @@ def run_config(exp: Experiment, *, stage: str | None = None) -> Any:
         # checkpoint is train_abr's, in the trial directory).
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=2, checkpoint_score_order=exp.space.mode,
-            checkpoint_score_attribute=None if exp.space.metric.startswith("sample/") else exp.space.metric),
+            checkpoint_score_attribute=None if sampled(exp.space.metric) else exp.space.metric),
         failure_config=tune.FailureConfig(max_failures=2), verbose=1,
         # Trial dirs (TensorBoard logs, train_summary.json) reach storage from any node.
         sync_config=tune.SyncConfig(sync_artifacts=True),

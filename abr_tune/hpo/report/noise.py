@@ -24,6 +24,7 @@ from typing import Any, Optional
 from ...errors import UserError
 from ...formatting import finite, fmt_value, json_safe
 from ..layout import TUNE_CHECKPOINT_FILE, TUNE_RESULT_FILE
+from ..objectives import sampled
 from ..space import SearchSpace
 from .result import SearchResult
 from .samples import best_checkpoint
@@ -36,7 +37,7 @@ REAL_RATIO = 2.0  # spread / noise below this: within the noise (a spread of pur
 def sample_names(space: SearchSpace) -> list[str]:
     """The `sample/*` metrics the search optimises or constrains, in the space's order."""
     names = space.objectives + [c.metric for c in space.parsed_constraints()]
-    return [n for n in dict.fromkeys(names) if n.startswith("sample/")]
+    return [n for n in dict.fromkeys(names) if sampled(n)]
 
 
 def sampling_noise(result: SearchResult, out: Path, conditions: int,
