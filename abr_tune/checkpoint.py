@@ -39,6 +39,15 @@ def remove_partial_saves(directory: Path) -> list[Path]:
     return removed
 
 
+def remove_partial_saves_under(root: Path) -> list[Path]:
+    """`remove_partial_saves` in every directory under `root`: a finished search's trials, where
+    ASHA stopping a trial mid-save leaves that save's temp file and no run of the trial follows."""
+    removed: list[Path] = []
+    for directory in sorted({p.parent for p in Path(root).rglob(".*.pt.*.tmp")}):
+        removed += remove_partial_saves(directory)
+    return removed
+
+
 # What each use of a checkpoint reads: continuing its run needs everything `Run.state_dict` writes;
 # generating from it (sample, evaluate, a search report) needs the EMA weights and the normaliser.
 RESUME_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "best_epoch",

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, Optional
 
+from .checkpoint import remove_partial_saves_under
 from .errors import CliParser, UserError, cli_entry
 from .formatting import shell
 from .hpo.cluster import (
@@ -149,6 +150,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         stop_on_sigterm()
         check_resources(exp.space)
         results = _fit(args, exp, arrays)
+        if exp.local_dir is not None:  # Tune has returned: no trial writes any more
+            remove_partial_saves_under(exp.local_dir)
         summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
                          resumed=restoring, confirm_stage=stage if exp.space.confirm.top_k else None)
         if exp.space.confirm.top_k and summary["best"] and not summary["interrupted"]:

@@ -15,7 +15,7 @@ import torch
 import yaml
 from conftest import ROOT, assert_user_error, run_cli, tiny_config
 
-from abr_tune.checkpoint import load_checkpoint, save_atomic
+from abr_tune.checkpoint import load_checkpoint, remove_partial_saves_under, save_atomic
 from abr_tune.errors import UserError
 
 
@@ -78,6 +78,21 @@ def test_sigkill_between_write_and_rename_leaves_the_previous_checkpoint_intact(
     assert load_checkpoint(ckpt_dir / "tiny_last.pt")["epoch"] == 1  # the good epoch-1 file
     assert load_checkpoint(ckpt_dir / "tiny_best.pt")["epoch"] == 1
     assert list(ckpt_dir.glob(".tiny_last.pt.*.tmp")), "the torn temp file stays aside, never under the real name"
+
+
+def test_partial_saves_of_stopped_trials_are_swept_and_nothing_else(tmp_path):
+    # ASHA stops a trial mid-save: its temp file stays in the trial's checkpoint directory, which no
+    # run writes again; the search sweeps them once Tune has returned.
+    ckpts = tmp_path / "trial_a" / "t" / "checkpoints"
+    save_atomic({"model": {}, "config": {}, "epoch": 1}, ckpts / "t_last.pt")
+    torn = [ckpts / ".t_last.pt.x1y2.tmp", tmp_path / "trial_b" / ".t_best.pt.abcd.tmp"]
+    kept = [ckpts / "t_last.pt", tmp_path / "trial_b" / "notes.tmp", tmp_path / "trial_b" / "t_best.pt"]
+    for p in torn + kept[1:]:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * 10)
+    assert sorted(remove_partial_saves_under(tmp_path)) == sorted(torn)
+    assert not any(p.exists() for p in torn) and all(p.exists() for p in kept)
+    assert remove_partial_saves_under(tmp_path) == []
 
 
 def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
