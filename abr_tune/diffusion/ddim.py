@@ -7,6 +7,8 @@ which is linear in ε and x0 for a fixed x_t).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -57,13 +59,15 @@ def ddim_sample(
     static: Tensor,
     *,
     steps: int,
-    eta: float = 0.0,
+    eta: float | Sequence[float] = 0.0,
     cfg_scale: float = 1.0,
     generator: torch.Generator | None = None,
     x_T: Tensor | None = None,
     length: int = 200,
 ) -> Tensor:
     """DDIM (Song et al. 2021, eq. 12) from x_T ~ N(0, I) to x̂0 (B, 1, length); eta = 0 is deterministic.
+    `eta` is one value for every step or one per step (`len(ddim_timesteps(...)) - 1` values): each step's
+    σ_t(η) keeps the marginals of eq. 12, so any per-step mix is a valid sampler.
 
     The caller picks the weights and the mode (EMA weights, model.eval()).
     """
@@ -71,11 +75,15 @@ def ddim_sample(
     x = x_T if x_T is not None else _randn((batch, 1, length), generator, static.float())
     alphas_cumprod = schedule.alphas_cumprod.to(x.device)
     timesteps = ddim_timesteps(schedule.num_steps, steps).tolist()
+    etas = [float(eta)] * (len(timesteps) - 1) if isinstance(eta, (int, float)) else [float(e) for e in eta]
+    if len(etas) != len(timesteps) - 1:
+        raise ValueError(f"eta has {len(etas)} values for {len(timesteps) - 1} DDIM steps")
     for i, step in enumerate(timesteps):
         t = torch.full((batch,), step, device=x.device, dtype=torch.long)
         v = guided_v(model, x, t, static, cfg_scale)
         x_start = x_start_from_v(schedule, x, t, v)  # "predicted x0" of eq. 12
         if i + 1 < len(timesteps):
             eps = eps_from_v(schedule, x, t, v)  # ε_θ(x_t) of eq. 12
-            x = _ddim_step(x, x_start, eps, alphas_cumprod[step], alphas_cumprod[timesteps[i + 1]], eta, generator)
+            x = _ddim_step(x, x_start, eps, alphas_cumprod[step], alphas_cumprod[timesteps[i + 1]], etas[i],
+                           generator)
     return x_start  # the last step returns x̂0

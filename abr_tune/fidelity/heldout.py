@@ -15,7 +15,11 @@ set's place, i.e. what a generator that reproduced its training recordings exact
   the condition has held-out records (often 1-3), which lowers r for a generator that is right on average.
 - `level_slopes`: the primary wave's latency-level slope (ms/dB) and amplitude growth (µV/dB), fitted on
   the per-condition medians of the picker's latency and peak-to-trough within each group of conditions that
-  differ only in level (one intercept per group), over the responding conditions.
+  differ only in level (one intercept per group), over the responding conditions. The generated medians pool
+  the extra draws, as above: one draw's median latency at a condition is the picker's latency on 1-3
+  generated records, and a mouse's slope (about -0.002 ms/dB, two samples over the responding levels) is
+  lost in it. The oracle ratios (training mice's slopes over the held-out mice's) say how closely two real
+  groups of mice agree on these slopes.
 - `threshold_error_db`: per group, the lowest level from which at least half of the generated waveforms
   show a response at every higher level, against the median threshold of the group's held-out subjects.
   Extra draws join the generated waveforms here too (each draw its own series): one draw's half of a group
@@ -209,7 +213,8 @@ def heldout_metrics(generated_uv: np.ndarray, real: Recordings, train: Recording
     r_oracle, n_r_oracle = median_waveform_r(train, real, conditions)
     src, tgt = matched_rows(train, real, seed)
     oracle_set, real_matched = train.subset(src), real.subset(tgt)
-    slopes_gen, slopes_real = (level_slopes(x, conditions, sample_rate_hz, profile) for x in (gen, real))
+    slopes_gen, slopes_real, slopes_oracle, slopes_one = (level_slopes(x, conditions, sample_rate_hz, profile)
+                                                          for x in (pooled, real, train, gen))
     threshold_error, n_groups = threshold_error_db(pooled, real, sample_rate_hz, profile)
     threshold_one = threshold_error_db(gen, real, sample_rate_hz, profile)[0] if pooled is not gen else threshold_error
     return {
@@ -221,12 +226,22 @@ def heldout_metrics(generated_uv: np.ndarray, real: Recordings, train: Recording
         "amplitude_growth_ratio": _ratio(slopes_gen["amplitude_growth_uv_per_db"],
                                          slopes_real["amplitude_growth_uv_per_db"]),
         "threshold_error_db": threshold_error,
+        # What the real slopes allow: the training mice's slopes over the held-out ones'.
+        "latency_slope_ratio_oracle": _ratio(slopes_oracle["latency_slope_ms_per_db"],
+                                             slopes_real["latency_slope_ms_per_db"]),
+        "amplitude_growth_ratio_oracle": _ratio(slopes_oracle["amplitude_growth_uv_per_db"],
+                                                slopes_real["amplitude_growth_uv_per_db"]),
         "detail": {"n_heldout": len(real.signals), "n_heldout_subjects": int(len(np.unique(real.patient_id))),
                    "responding_conditions": int(len(conditions)), "waveform_r_conditions": n_r,
                    "waveform_r_oracle_conditions": n_r_oracle, "median_draws": len(pooled.signals) // len(real.signals),
                    "mean_waveform_r_one_draw": r_one, "threshold_error_db_one_draw": threshold_one,
                    "c2st_oracle_rows": int(len(tgt)),
-                   "threshold_groups": n_groups, "generated": slopes_gen, "real": slopes_real},
+                   "latency_slope_ratio_one_draw": _ratio(slopes_one["latency_slope_ms_per_db"],
+                                                          slopes_real["latency_slope_ms_per_db"]),
+                   "amplitude_growth_ratio_one_draw": _ratio(slopes_one["amplitude_growth_uv_per_db"],
+                                                             slopes_real["amplitude_growth_uv_per_db"]),
+                   "threshold_groups": n_groups, "generated": slopes_gen, "real": slopes_real,
+                   "oracle": slopes_oracle},
     }
 
 
