@@ -172,6 +172,22 @@ def test_ddim_eta_changes_the_trajectory():
     assert not torch.allclose(deterministic, stochastic)
 
 
+def test_ddim_eta_per_step_equals_the_constant_and_noises_only_where_it_is_positive():
+    schedule, model, static = Schedule.cosine(T), ToyConditionalModel(), torch.randn(3, 4)
+    x_T = torch.randn(3, 1, 200)
+
+    def sample(eta):
+        gen = torch.Generator().manual_seed(0)
+        return ddim_sample(model, schedule, static, steps=8, eta=eta, x_T=x_T, generator=gen)
+
+    torch.testing.assert_close(sample([0.5] * 7), sample(0.5), rtol=0, atol=0)
+    torch.testing.assert_close(sample([0.0] * 7), sample(0.0), rtol=0, atol=0)
+    late = sample([0.0] * 4 + [1.0] * 3)  # the shared start decides the first four steps, fresh noise the rest
+    assert not torch.allclose(late, sample(0.0)) and not torch.allclose(late, sample(1.0))
+    with pytest.raises(ValueError, match="eta has 3 values for 7 DDIM steps"):
+        sample([0.0] * 3)
+
+
 def guidance_inputs():
     gen = torch.Generator().manual_seed(4)
     return torch.randn(3, 1, 200, generator=gen), torch.tensor([5, 500, 999]), torch.randn(3, 4, generator=gen)
