@@ -19,6 +19,7 @@ from typing import Any, Optional
 from .config import TrainConfig, load_config, parse_overrides
 from .errors import CliParser, UserError, cli_entry
 from .formatting import fmt_value, json_safe, shell, table
+from .hpo.confirm import BASE_LABEL
 from .hpo.layout import BEST_CONFIG_FILE, RETRAIN_DIR, SPACE_FILE, SUMMARY_FILE, TRANSFER_DIR, TRANSFER_FILE, rebase
 from .hpo.lock import lock_experiment
 from .hpo.space_file import load_space
@@ -165,7 +166,7 @@ def _transfer(args: Any) -> int:
             return 130
         full[label] = trained["best_val_mse_v"]
     rows = transfer_rows(entries, full)
-    ranked = [r for r in rows if r["label"] != "base"] + [r for r in rows if r["label"] == "base"]
+    ranked = [r for r in rows if r["label"] != BASE_LABEL] + [r for r in rows if r["label"] == BASE_LABEL]
     agreement = rank_agreement([r["search_value"] for r in ranked], [r["full_value"] for r in ranked])
     result = {"experiment": str(exp.resolve()), "metric": summary["metric"], "epochs": cfg.trainer.max_epochs,
               "search_max_epochs": summary.get("max_epochs"), "rows": rows, "agreement": agreement}

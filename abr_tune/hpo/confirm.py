@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ..formatting import table
 
-BASE_LABEL = "base"
+BASE_LABEL = "base"  # the base config's label in the confirmation, transfer and front tables and files
 
 
 @dataclass

@@ -16,8 +16,7 @@ from typing import Any, Optional
 from ..config import TrainConfig, apply_overrides, from_dict
 from ..errors import notice
 from ..formatting import finite, table
-
-BASE_LABEL = "base"
+from .confirm import BASE_LABEL
 
 
 @dataclass
