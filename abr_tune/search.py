@@ -30,11 +30,10 @@ from .hpo.confirm_run import confirm_search, stage_dir
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
 from .hpo.lock import lock_given
-from .hpo.objectives import sampled
 from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
-from .hpo.space import METRICS
 from .hpo.summary import report, resumed_stage
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
+from .metrics_registry import METRICS, sampled
 from .tracking import add_tracking_flags, choice_from_args
 from .tracking.search import check_local, log_best, save_choice
 

@@ -23,9 +23,9 @@ from typing import Any, Optional
 
 from ...errors import UserError
 from ...formatting import finite, fmt_value, json_safe
+from ...metrics_registry import sampled
 from ..confirm import BASE_LABEL
 from ..layout import TUNE_CHECKPOINT_FILE, TUNE_RESULT_FILE
-from ..objectives import sampled
 from ..space import SearchSpace
 from .result import SearchResult
 from .samples import best_checkpoint
