@@ -15,8 +15,8 @@ from .results import TrialRecord, rank, reference_params, trial_record
 from .transfer import train_config
 
 
-def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
-           resumed: bool, confirm_stage: Optional[str] = None) -> dict[str, Any]:
+def summarise_search(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
+                     resumed: bool, confirm_stage: Optional[str] = None) -> dict[str, Any]:
     """Print the ranked table, write the summary and best config, print the next commands.
 
     `tune_trials` maps trial ids to Tune's Trial objects; a trial that is neither TERMINATED
