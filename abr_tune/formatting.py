@@ -1,8 +1,9 @@
-"""Numbers for people and for JSON: one finiteness test, one JSON cleaner, one table-cell format."""
+"""Numbers for people and for JSON: one finiteness test, one JSON cleaner, one table-cell format, one table."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -31,6 +32,17 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def table(rows: Sequence[Sequence[str]], rule: bool = True, trim: bool = True) -> list[str]:
+    """The lines of a text table: the first row is the head, each column left-aligned to its widest cell, two
+    spaces between columns. `trim` drops trailing spaces; `rule` puts a dashed line as long as the head under it."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines = [line.rstrip() for line in lines] if trim else lines
+    if rule:
+        lines.insert(1, "-" * len(lines[0]))
+    return lines
 
 
 def shell(path: object) -> str:

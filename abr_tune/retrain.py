@@ -18,7 +18,8 @@ from typing import Any, Optional
 
 from .config import TrainConfig, load_config, parse_overrides
 from .errors import CliParser, UserError, cli_entry
-from .formatting import fmt_value, json_safe, shell
+from .formatting import fmt_value, json_safe, shell, table
+from .hpo.confirm import BASE_LABEL
 from .hpo.layout import BEST_CONFIG_FILE, RETRAIN_DIR, SPACE_FILE, SUMMARY_FILE, TRANSFER_DIR, TRANSFER_FILE, rebase
 from .hpo.lock import lock_experiment
 from .hpo.space_file import load_space
@@ -165,7 +166,7 @@ def _transfer(args: Any) -> int:
             return 130
         full[label] = trained["best_val_mse_v"]
     rows = transfer_rows(entries, full)
-    ranked = [r for r in rows if r["label"] != "base"] + [r for r in rows if r["label"] == "base"]
+    ranked = [r for r in rows if r["label"] != BASE_LABEL] + [r for r in rows if r["label"] == BASE_LABEL]
     agreement = rank_agreement([r["search_value"] for r in ranked], [r["full_value"] for r in ranked])
     result = {"experiment": str(exp.resolve()), "metric": summary["metric"], "epochs": cfg.trainer.max_epochs,
               "search_max_epochs": summary.get("max_epochs"), "rows": rows, "agreement": agreement}
@@ -213,8 +214,7 @@ def comparison(result: dict[str, Any]) -> str:
             ("val/mse_v", _fmt(search.get("best_value")), _fmt(retrain["best_val_mse_v"]))]
     for key in ("test/mse_v", "sample/corr", "sample/mse_uv", "sample/wave_v_latency_mae_ms"):
         rows.append((key, _fmt(before.get(key)), _fmt(test.get(key))))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(table(rows, rule=False, trim=False))
 
 
 def _fmt(value: Any) -> str:

@@ -30,11 +30,10 @@ from .hpo.confirm_run import confirm_search, stage_dir
 from .hpo.failures import after_failure, close_study
 from .hpo.layout import Experiment
 from .hpo.lock import lock_given
-from .hpo.objectives import sampled
 from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
-from .hpo.space import METRICS
-from .hpo.summary import report, resumed_stage
+from .hpo.summary import resumed_stage, summarise_search
 from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
+from .metrics_registry import METRICS, sampled
 from .tracking import add_tracking_flags, choice_from_args
 from .tracking.search import check_local, log_best, save_choice
 
@@ -124,7 +123,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.resume and (done := finished(exp)):
         print(done, flush=True)
         return 0
-    restoring = bool(args.resume or args.extend)
+    continuing = bool(args.resume or args.extend)  # an experiment that exists already
     if any(sampled(m) for m in exp.space.objectives):
         # sample metrics are reported on sampling epochs only (ASHA's rungs among them); the space checked
         # every name, and the searcher and ASHA pass over an epoch without its metric
@@ -138,7 +137,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import ray  # after every check of the user's input (importing Ray takes seconds), before any claim
 
     if args.extend:
-        grow(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
+        extend_space(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
     elif not args.resume:
         claim(exp)  # last check before Ray starts: a second search with this --name stops here
         save_choice(exp, tracking)
@@ -152,13 +151,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         results = _fit(args, exp, arrays)
         if exp.local_dir is not None:  # Tune has returned: no trial writes any more
             remove_partial_saves_under(exp.local_dir)
-        summary = report(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
-                         resumed=restoring, confirm_stage=stage if exp.space.confirm.top_k else None)
+        summary = summarise_search(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
+                                   resumed=continuing, confirm_stage=stage if exp.space.confirm.top_k else None)
         if exp.space.confirm.top_k and summary["best"] and not summary["interrupted"]:
             summary = confirm_search(exp, summary, arrays, exp.space.confirm.top_k, exp.space.confirm.seeds, stage)
     except BaseException as err:
         ray.shutdown()
-        if not restoring:
+        if not continuing:
             release(exp)
         after_failure(exp, err)
         if isinstance(err, KeyboardInterrupt):  # a second Ctrl-C while Tune was stopping: no traceback
@@ -193,7 +192,7 @@ def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
         return tuner.fit()
 
 
-def grow(exp: Experiment) -> None:
+def extend_space(exp: Experiment) -> None:
     """Write the extended number of trials into the experiment's space.yaml (atomically)."""
     done = (previous_summary(exp) or {}).get("num_trials", 0)  # Tune's trials: a kill can leave extra directories
     print(f"Extending experiment {exp.path}: {exp.space.num_samples - done} more trials "

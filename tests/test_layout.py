@@ -14,7 +14,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "abr_tune"
 COMMANDS = {"train", "search", "evaluate", "sample", "report", "retrain", "config_doc", "convert"}
-SHARED_LEAVES = {"errors", "checkpoint", "formatting", "paths"}
+SHARED_LEAVES = {"errors", "checkpoint", "formatting", "metrics_registry", "paths"}
 ENTRY = "cli"  # `abr-tune <command>`: imports the commands lazily, by name
 MAX_LINES = 300
 

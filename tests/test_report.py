@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import optuna
 import pytest
 from conftest import assert_user_error, run_cli, run_search, search_base
@@ -117,6 +118,16 @@ def test_a_param_with_one_value_skips_importance():
                        n_trials=1)
     fig, note = study_importance(study, space)
     assert fig is None and "no searched parameter took more than one value" in note
+
+
+def test_importance_is_fanovas_on_the_varied_params():
+    space = parse_space({"params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}}})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda trial: trial.suggest_float("optim.lr", 1e-4, 1e-2, log=True) * 10, n_trials=5)
+    fig, caption = study_importance(study, space)
+    assert fig is not None and caption.startswith("fANOVA over the 5 trials")
+    plt.close(fig)
 
 
 def test_asha_rungs_match_ray():

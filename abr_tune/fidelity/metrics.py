@@ -15,6 +15,7 @@ import numpy as np
 from ..data import ABRArrays
 from ..data.arrays import TRUTH_MARKS, TRUTH_SIMULATOR
 from ..data.synthetic import fresh_recordings, new_subject_recordings
+from ..metrics_registry import wave_metric
 from ..physiology.detection import keyed_series_truth
 from ..physiology.measures import (
     clear_truth,
@@ -67,7 +68,8 @@ def sample_metrics(
 ) -> dict[str, float]:
     """`sample/corr`, `sample/mse_uv`, `sample/wave_<p>_latency_mae_ms`, `sample/wave_<p>_missed_frac`,
     `sample/detection_acc` and `sample/spectral_distance_db` for (N, T) µV arrays; <p> is the profile's
-    primary wave (v for human, i for mouse).
+    primary wave (v for human, i for mouse). Each is registered, with its direction and range, in
+    `abr_tune/metrics_registry.py`.
 
     Detection is scored against `response_present` (the simulator's truth, the file's marks or the level
     series' agreement), or, when None, against the same detector run on the reference recording.
@@ -80,13 +82,12 @@ def sample_metrics(
     errors = primary_latency_errors(generated_uv, reference_latency_ms, sample_rate_hz, profile)
     has_ref = np.isfinite(reference_latency_ms)
     found = np.isfinite(errors)
-    wave = f"sample/{profile.metric_prefix()}"
     return {
         "sample/corr": float(pearson_r(generated_uv, reference_uv).mean()),
         "sample/mse_uv": float(((generated_uv - reference_uv) ** 2).mean()),
-        f"{wave}_latency_mae_ms": float(errors[found].mean()) if found.any() else float("nan"),
+        wave_metric(profile.primary, "latency_mae_ms"): float(errors[found].mean()) if found.any() else float("nan"),
         # Share of reference responses whose generated primary wave the picker could not find.
-        f"{wave}_missed_frac": float((has_ref & ~found).sum() / max(1, has_ref.sum())),
+        wave_metric(profile.primary, "missed_frac"): float((has_ref & ~found).sum() / max(1, has_ref.sum())),
         "sample/detection_acc": float((detect_response(generated_uv, sample_rate_hz, profile) == truth).mean()),
         "sample/spectral_distance_db": spectral_distance_db(generated_uv, reference_uv, sample_rate_hz),
     }

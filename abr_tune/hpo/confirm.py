@@ -15,7 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-BASE_LABEL = "base"
+from ..formatting import table
+
+BASE_LABEL = "base"  # the base config's label in the confirmation, transfer and front tables and files
 
 
 @dataclass
@@ -125,9 +127,7 @@ def format_table(rows: list[Confirmed], metric: str, seeds: list[int]) -> str:
             verdict = verdict_of(r.beats_base, r.worse_than_base)
         search = f"{r.search_value:.4f}" if r.search_value is not None else "-"
         body.append([r.label, f"{r.mean:.4f}{ci}", search, versus, p, verdict])
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *body]]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = table([head, *body])
     notes = [f"  {r.label}: {r.race_note}" for r in rows if r.race_note]
     return "\n".join([f"Confirmation over seeds {', '.join(map(str, seeds))} (data, split and validation "
                       "draw fixed):", *lines, *(["Racing decisions:", *notes] if notes else [])])

@@ -11,11 +11,12 @@ from typing import Any, Optional
 
 from ..config import from_dict
 from ..formatting import finite, shell
+from ..metrics_registry import SAMPLED
 from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, verdict_of, winner
 from .confirm_race import race, raced_rows, racing_plan_text
 from .front import format_front, front_of
 from .layout import CONFIRM_DIR, Experiment
-from .objectives import SAMPLED, valued_epoch
+from .objectives import valued_epoch
 from .results import TrialRecord, reference_params
 from .space import SearchSpace
 from .trial import run_trial

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..formatting import fmt_value
+from ..formatting import fmt_value, table
 from .layout import Experiment
 from .objectives import PICK_RULE, front, pick, shown
 from .params import short_name
@@ -65,9 +65,7 @@ def format_front(pareto: dict[str, Any], exp: Experiment) -> str:
         body.append([label + (" *" if r.get("is_reference") else "") + mark,
                      *(shown(n, r["values"][n]) for n in names),
                      *(fmt_value(r["params"][p]) if p in r["params"] else "-" for p in params)])
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *body]]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = table([head, *body])
     where = "confirmed means over seeds" if pareto["source"] == "confirmed" else "the search's trials"
     constraints = f"; constraints {', '.join(pareto['constraints'])}: {len(pareto['infeasible'])} of " \
                   f"{len(pareto['rows'])} excluded" if pareto["constraints"] else ""

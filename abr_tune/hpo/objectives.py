@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from ..errors import UserError
 from ..formatting import finite, fmt_value
+from ..metrics_registry import SAMPLED, WORST_WHEN_UNDEFINED
 
 PICK_RULE = "the Pareto-front member (constraints met) with the best primary metric"
 
@@ -48,12 +49,6 @@ class Constraint:
 
 
 _CONSTRAINT = re.compile(r"^\s*(\S+)\s*(<=|>=)\s*(\S+)\s*$")
-
-
-def sampled(metric: str) -> bool:
-    """Whether `metric` is measured on sampling epochs only (trainer.sample_every_epochs, the last epoch and
-    ASHA's rungs when it drives ASHA), so that the other epochs' results lack it."""
-    return metric.startswith("sample/")
 
 
 def parse_constraint(text: Any, ranges: dict[str, tuple[float, float]]) -> Constraint:
@@ -102,14 +97,6 @@ def pick(points: list[list[float]], on_front: list[int], mode: str) -> Optional[
         return None
     sign = 1.0 if mode == "min" else -1.0
     return min(on_front, key=lambda i: sign * points[i][0])
-
-
-# Undefined when the samples show nothing to measure: with no wave V found in any sample there
-# is no latency error. A sampling epoch (one that reported SAMPLED) counts it as the worst value
-# (inf), so such a trial is a point (and TPE learns where wave V goes missing) instead of a
-# failed trial; JSON files hold it as null.
-WORST_WHEN_UNDEFINED = ("sample/wave_v_latency_mae_ms",)
-SAMPLED = "sample/wave_v_missed_frac"  # reported, finite, on every sampling epoch
 
 
 def objective_value(name: str, row: dict[str, Any]) -> Optional[float]:

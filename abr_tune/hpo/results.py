@@ -14,12 +14,11 @@ from typing import Any, Optional
 from ..config import from_dict
 from ..errors import UserError
 from ..formatting import finite, json_safe
+from ..metrics_registry import HISTORY_KEYS
 from .layout import TRIAL_SUMMARY_FILE, TUNE_CHECKPOINT_FILE, Experiment
 from .objectives import constraint_row, valued_epoch
 
 STOPPED_EARLY = "stopped early by ASHA"  # status prefix of a trial the scheduler stopped
-HISTORY_KEYS = ("epoch", "val/mse_v", "epoch/train_loss_avg", "train/lr", "epoch/time_sec",
-                "sample/corr", "sample/mse_uv", "sample/wave_v_latency_mae_ms", "sample/wave_v_missed_frac", "diverged")
 
 
 @dataclass

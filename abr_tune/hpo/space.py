@@ -50,27 +50,16 @@ from typing import Any, Literal, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict, get_key, load_yaml
 from ..errors import UserError
+from ..metrics_registry import METRIC_MODES, METRIC_RANGES, sampled
 from .limits import check_sizes
-from .objectives import Constraint, parse_constraint, sampled
+from .objectives import Constraint, parse_constraint
 from .params import Param, closest_hint
 
-# Metrics a search can optimise, with the direction each improves in. `sample/*` metrics are
-# measured on sampling epochs (trainer.sample_every_epochs, the last epoch, and ASHA's rungs
-# when one is the primary metric: `SearchSpace.sample_epochs`).
-METRIC_MODES = {
-    "val/mse_v": "min", "epoch/train_loss_avg": "min", "sample/corr": "max", "sample/mse_uv": "min",
-    "sample/wave_v_latency_mae_ms": "min", "sample/wave_v_missed_frac": "min", "sample/detection_acc": "max",
-    "sample/spectral_distance_db": "min", "sample/c2st_acc": "min",
-}
-METRICS = tuple(METRIC_MODES)
 # The default objective of a space on a lab's recordings file (data.source: file, a non-human data.species)
 # that names none (the clinic's files keep val/mse_v): on real mouse
 # recordings val/mse_v kept falling while the samples stayed distinguishable from the recordings, which the
 # classifier two-sample test sees (benchmarks/README.md, "Real recordings").
 FILE_DATA_METRIC = "sample/c2st_acc"
-# The values each metric can take (fractions and accuracies in [0, 1], r in [-1, 1], errors >= 0).
-METRIC_RANGES = {m: (0.0, 1.0) for m in ("sample/wave_v_missed_frac", "sample/detection_acc", "sample/c2st_acc")}
-METRIC_RANGES = {m: METRIC_RANGES.get(m, (-1.0, 1.0) if m == "sample/corr" else (0.0, math.inf)) for m in METRICS}
 
 
 @dataclass

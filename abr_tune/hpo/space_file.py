@@ -9,11 +9,10 @@ from typing import Any, Optional
 from ..config import load_yaml
 from ..config.typed import SPACE_VOICE, coerce, hints
 from ..errors import UserError
+from ..metrics_registry import METRIC_MODES, METRICS
 from .params import parse_params, reject_unknown
 from .space import (
     FILE_DATA_METRIC,
-    METRIC_MODES,
-    METRICS,
     ConfirmSpec,
     ResourcesSpec,
     SchedulerSpec,

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Any, Optional
 
-from ..formatting import fmt_value, json_safe, shell
+from ..formatting import fmt_value, json_safe, shell, table
 from .front import chosen_record, format_front, search_front
 from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SUMMARY_FILE, Experiment
 from .objectives import shown
@@ -15,8 +15,8 @@ from .results import TrialRecord, rank, reference_params, trial_record
 from .transfer import train_config
 
 
-def report(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
-           resumed: bool, confirm_stage: Optional[str] = None) -> dict[str, Any]:
+def summarise_search(exp: Experiment, results: Any, tune_trials: dict[str, Any], *, wall_time_sec: float,
+                     resumed: bool, confirm_stage: Optional[str] = None) -> dict[str, Any]:
     """Print the ranked table, write the summary and best config, print the next commands.
 
     `tune_trials` maps trial ids to Tune's Trial objects; a trial that is neither TERMINATED
@@ -73,9 +73,7 @@ def format_table(trials: list[TrialRecord], exp: Experiment, pareto: Optional[di
         extra += ["met" if t.feasible else "missed"] if constrained else []
         rows.append([str(i), t.trial_id + (" *" if t.is_reference else ""), *params, fmt_value(t.best_value), *extra,
                      fmt_value(t.last_value), str(t.epochs_run), "yes" if t.stopped_early else "no", t.status])
-    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = table([head, *rows])
     if any(t.is_reference for t in trials):
         lines.append("* the base config's own values (the reference to beat)")
     if constrained:

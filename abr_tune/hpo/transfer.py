@@ -15,9 +15,8 @@ from typing import Any, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict
 from ..errors import notice
-from ..formatting import finite
-
-BASE_LABEL = "base"
+from ..formatting import finite, table
+from .confirm import BASE_LABEL
 
 
 @dataclass
@@ -94,9 +93,7 @@ def format_transfer(rows: list[dict[str, Any]], agreement: dict[str, float], met
 
     body = [[r["label"], cell(r["search_value"]), cell(r["search_vs_base_pct"], True), cell(r["full_value"]),
              cell(r["full_vs_base_pct"], True)] for r in rows]
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *body]]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = table([head, *body])
     rho, tau = agreement["spearman_rho"], agreement["kendall_tau"]
     tail = (f"Rank agreement over {agreement['n']} configurations: Spearman ρ = {rho:.2f}, Kendall τ = {tau:.2f}"
             if finite(rho) else f"Rank agreement needs 3 or more configurations (have {agreement['n']})")

@@ -11,8 +11,8 @@ import yaml
 from ..config import TrainConfig, from_dict
 from ..errors import UserError
 from ..formatting import fmt_value, shell
+from ..metrics_registry import sampled
 from .layout import DATA_FILE, SPACE_FILE, Experiment
-from .objectives import sampled
 from .params import short_name
 from .space import SearchSpace
 from .trial import run_trial

@@ -3,7 +3,8 @@
 A `Profile` holds latency windows in ms after the stimulus reaches the ear, the system's
 delay between the record's start and that moment (`delay_ms`: the record's own time axis
 is window + delay), the primary wave (the one detection, the latency metrics and the
-`sample/wave_<primary>_*` scalars follow), and how the picker measures a peak.
+`sample/wave_<primary>_*` scalars follow: `metrics_registry.wave_metric`), and how the picker
+measures a peak.
 
 - human: waves I, III and V in the windows the picker has always used (adult and infant
   ranges), wave V primary: it is the largest and last to vanish towards threshold, so
@@ -67,10 +68,6 @@ class Profile:
         """From the first wave's window to the last one's end: where a response lives."""
         spans = self.windows_ms().values()
         return min(lo for lo, _ in spans), max(hi for _, hi in spans)
-
-    def metric_prefix(self) -> str:
-        """`wave_<primary>` in lower case, e.g. wave_v (human) or wave_i (mouse)."""
-        return f"wave_{self.primary.lower()}"
 
 
 HUMAN = Profile("human", {"I": (1.0, 3.0), "III": (3.0, 5.0), "V": (4.5, 10.0)}, "V")

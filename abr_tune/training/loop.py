@@ -25,6 +25,7 @@ from ..config import TrainConfig, from_dict
 from ..data import ABRArrays, pick_reference_indices
 from ..errors import UserError
 from ..formatting import shell
+from ..metrics_registry import wave_metric
 from . import reproducibility
 from .callbacks import CHECKPOINT_FILE, Reporter, StopRun, Tracker
 from .placement import check_writable
@@ -215,7 +216,7 @@ def _epoch_line(run: Run, metrics: dict[str, float], improved: bool) -> str:
     if "sample/corr" in metrics:
         parts.append(f"corr {metrics['sample/corr']:.3f}")
         wave = run.cfg.profile.primary
-        parts.append(f"{wave}-lat MAE {metrics[f'sample/wave_{wave.lower()}_latency_mae_ms']:.2f} ms")
+        parts.append(f"{wave}-lat MAE {metrics[wave_metric(wave, 'latency_mae_ms')]:.2f} ms")
     parts.append(f"{metrics['epoch/time_sec']:.1f}s")
     return " | ".join(parts)
 

@@ -1,4 +1,4 @@
-"""Parameter importance from the persisted Optuna study (fANOVA, or PED-ANOVA without scikit-learn)."""
+"""Parameter importance from the persisted Optuna study (fANOVA)."""
 
 from __future__ import annotations
 
@@ -86,12 +86,9 @@ def _at_best_epoch(trial: Any, mode: str) -> Optional[Any]:
 
 
 def _evaluator() -> tuple[Any, str]:
+    """fANOVA (a scikit-learn random forest: scikit-learn is a core dependency) and its name for captions."""
     import optuna
 
-    try:
-        import sklearn  # noqa: F401  (fANOVA fits a scikit-learn random forest)
-    except ImportError:
-        return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA; install scikit-learn for fANOVA"
     return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
 
 

@@ -23,8 +23,9 @@ from typing import Any, Optional
 
 from ...errors import UserError
 from ...formatting import finite, fmt_value, json_safe
+from ...metrics_registry import sampled
+from ..confirm import BASE_LABEL
 from ..layout import TUNE_CHECKPOINT_FILE, TUNE_RESULT_FILE
-from ..objectives import sampled
 from ..space import SearchSpace
 from .result import SearchResult
 from .samples import best_checkpoint
@@ -161,7 +162,7 @@ def runner_up(result: SearchResult, best_id: str) -> Optional[dict[str, Any]]:
     pareto = result.summary.get("pareto") or {}
     by_id = {t["trial_id"]: t for t in result.trials}
     if result.reference is not None:
-        by_id.setdefault("base", result.reference)  # a confirmed front names the base config "base"
+        by_id.setdefault(BASE_LABEL, result.reference)  # a confirmed front names the base config so
     order = [*pareto.get("front", []), *(t["trial_id"] for t in _completed(result))]
     return next((by_id[x] for x in order if x in by_id and by_id[x]["trial_id"] != best_id), None)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ...formatting import fmt_value
+from ..confirm import BASE_LABEL
 from ..params import short_name
 from ..space import SearchSpace
 
@@ -109,7 +110,7 @@ def front_table(pareto: dict[str, Any], space: SearchSpace) -> tuple[list[str], 
             *map(short_name, params), "feasible"]
     body = []
     for r in rows:
-        label = f"`{r['label']}`" + (" (base)" if r.get("is_reference") and r["label"] != "base" else "")
+        label = f"`{r['label']}`" + (" (base)" if r.get("is_reference") and r["label"] != BASE_LABEL else "")
         label += " **chosen**" if r["label"] == pareto["chosen"] else ""
         body.append([label, "yes" if r["on_front"] else "", *(fmt_value(r["values"].get(n)) for n in names),
                      *(fmt_value(r["values"].get(n)) for n in extra),

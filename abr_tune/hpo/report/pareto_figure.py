@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
 from ...formatting import finite
-from ..objectives import WORST_WHEN_UNDEFINED
+from ...metrics_registry import WORST_WHEN_UNDEFINED
 from .figures import BEST_COLOR, COMPLETED_COLOR, REFERENCE_EDGE, Made
 from .pareto import objective_label
 

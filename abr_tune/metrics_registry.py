@@ -1,0 +1,75 @@
+"""Every per-epoch value a training run reports, in one table: what a search may optimise or constrain
+(its direction and valid range), which epochs measure it, and whether a search keeps it in each trial's
+history. Adding a metric is one `Metric` row here, plus the code that computes it (the trainer for every
+epoch, `fidelity/metrics.py:sample_metrics` on sampling epochs).
+
+A metric named `sample/...` is measured on sampling epochs only (trainer.sample_every_epochs, the last
+epoch, and ASHA's rungs when one is the primary metric: `hpo.space.SearchSpace.sample_epochs`), the
+others every epoch. The wave metrics are named after the species profile's primary wave
+(`wave_metric`: sample/wave_v_* for human, sample/wave_i_* for mouse); a search optimises the human
+names listed here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+SAMPLE_PREFIX = "sample/"
+
+
+def wave_metric(wave: str, measure: str) -> str:
+    """The sample metric `measure` of a wave, e.g. ("V", "latency_mae_ms") -> sample/wave_v_latency_mae_ms."""
+    return f"{SAMPLE_PREFIX}wave_{wave.lower()}_{measure}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported value: a search objective when it has a direction (`mode`)."""
+
+    name: str
+    mode: Optional[Literal["min", "max"]] = None  # the direction it improves in; None: not an objective
+    low: float = 0.0  # the values it can take, [low, high] (a constraint's bound must lie inside)
+    high: float = math.inf
+    history: bool = False  # kept in each trial's history (search_summary.json) even when not searched
+    worst_when_undefined: bool = False  # a sampling epoch that leaves it undefined counts it as the worst
+
+    @property
+    def sampled(self) -> bool:
+        return sampled(self.name)
+
+
+def sampled(metric: str) -> bool:
+    """Whether `metric` is measured on sampling epochs only (trainer.sample_every_epochs, the last epoch and
+    ASHA's rungs when it drives ASHA), so that the other epochs' results lack it."""
+    return metric.startswith(SAMPLE_PREFIX)
+
+
+# In the order of a trial's history and of the metrics a search lists to its user.
+REGISTRY: dict[str, Metric] = {m.name: m for m in (
+    Metric("epoch", history=True),
+    Metric("val/mse_v", "min", history=True),
+    Metric("epoch/train_loss_avg", "min", history=True),
+    Metric("train/lr", history=True),
+    Metric("epoch/time_sec", history=True),
+    Metric("sample/corr", "max", -1.0, 1.0, history=True),
+    Metric("sample/mse_uv", "min", history=True),
+    # Undefined when the samples show nothing to measure: with no wave V found in any sample there is no
+    # latency error. A sampling epoch counts it as the worst value (inf), so such a trial is a point (and TPE
+    # learns where wave V goes missing) instead of a failed trial; JSON files hold it as null.
+    Metric(wave_metric("V", "latency_mae_ms"), "min", history=True, worst_when_undefined=True),
+    Metric(wave_metric("V", "missed_frac"), "min", 0.0, 1.0, history=True),
+    Metric("sample/detection_acc", "max", 0.0, 1.0),
+    Metric("sample/spectral_distance_db", "min"),
+    Metric("sample/c2st_acc", "min", 0.0, 1.0),
+    Metric("diverged", history=True),  # 1.0 on the epoch a run stopped at a non-finite loss
+)}
+
+# Metrics a search can optimise, with the direction each improves in, and the values each can take.
+METRIC_MODES: dict[str, str] = {m.name: m.mode for m in REGISTRY.values() if m.mode is not None}
+METRICS = tuple(METRIC_MODES)
+METRIC_RANGES: dict[str, tuple[float, float]] = {n: (REGISTRY[n].low, REGISTRY[n].high) for n in METRICS}
+HISTORY_KEYS = tuple(m.name for m in REGISTRY.values() if m.history)
+WORST_WHEN_UNDEFINED = tuple(m.name for m in REGISTRY.values() if m.worst_when_undefined)
+SAMPLED = wave_metric("V", "missed_frac")  # reported, finite, on every sampling epoch
