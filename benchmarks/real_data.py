@@ -41,6 +41,8 @@ from benchmarks.common import train_for  # noqa: E402
 
 KEYS = ("c2st_acc", "c2st_acc_oracle", "mean_waveform_r", "mean_waveform_r_oracle", "latency_slope_ratio",
         "amplitude_growth_ratio", "threshold_error_db", "minutes", "epochs", "config")
+# What real training subjects score in the generator's place, beside the keys they judge.
+ORACLES = {k: f"{k}_oracle" for k in ("latency_slope_ratio", "amplitude_growth_ratio", "threshold_error_db")}
 DEFAULT_CONFIG = ROOT / "configs" / "mouse.yaml"
 DRAWS = 16  # samples per held-out record pooled into the generated median waveforms
 
@@ -55,6 +57,18 @@ def targets(m: dict) -> dict[str, bool]:
             and m["mean_waveform_r"] >= 0.95 * m["mean_waveform_r_oracle"],
             **{k: _finite(m[k]) and 0.8 <= m[k] <= 1.25 for k in ("latency_slope_ratio", "amplitude_growth_ratio")},
             "threshold_error_db": _finite(m["threshold_error_db"]) and m["threshold_error_db"] <= 5.0}
+
+
+def as_close_as_oracle(m: dict) -> dict[str, bool]:
+    """Per slope ratio and the threshold error: whether the generated set is at least as close to the held-out
+    subjects as the real training subjects are (ratios by |log ratio|; NaN: no)."""
+    out = {}
+    for key in ("latency_slope_ratio", "amplitude_growth_ratio"):
+        a, b = m[key], m[ORACLES[key]]
+        out[key] = _finite(a) and a > 0 and _finite(b) and b > 0 and abs(math.log(a)) <= abs(math.log(b))
+    a, b = m["threshold_error_db"], m[ORACLES["threshold_error_db"]]
+    out["threshold_error_db"] = _finite(a) and _finite(b) and a <= b
+    return out
 
 
 def score(checkpoint: str, scales: list[float] | None, seed: int, draws: int = DRAWS,
@@ -91,7 +105,7 @@ def sampled_epochs(history: list[dict]) -> list[dict]:
 
 
 def table(rows: dict[str, dict]) -> str:
-    keys = KEYS[:7]
+    keys = (*KEYS[:7], *ORACLES.values())
     lines = [("CFG", *keys)] + [(s, *(_fmt(m[k]) for k in keys)) for s, m in rows.items()]
     widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
@@ -155,13 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     by_scale, cfg, waveforms = score(checkpoint, args.cfg_scale, args.seed, args.draws, args.series_eta)
     first = next(iter(by_scale.values()))
-    result = {**{k: first[k] for k in KEYS[:7]},
+    result = {**{k: first[k] for k in KEYS[:7]}, **{k: first[k] for k in ORACLES.values()},
               "minutes": None if summary is None else round(summary["train_seconds"] / 60, 2),
               "epochs": None if summary is None else summary["epochs_run"],
               "config": None if args.checkpoint else args.config,
               "overrides": overrides, "checkpoint": str(checkpoint), "cfg_scale": float(next(iter(by_scale))),
               "draws": args.draws, "series_eta": args.series_eta,
-              "targets": targets(first), "by_cfg_scale": by_scale,
+              "targets": targets(first), "as_close_as_oracle": as_close_as_oracle(first), "by_cfg_scale": by_scale,
               "score_seconds": round(time.monotonic() - started, 1),
               "train": None if summary is None else {k: summary[k] for k in (
                   "status", "epochs_run", "planned_epochs", "best_epoch", "best_val_mse_v", "train_seconds")},
@@ -174,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     for k in KEYS[7:]:
         print(f"{k}: {result[k]}")
     print("targets reached: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in result["targets"].items()))
+    print("as close as the training subjects: "
+          + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in result["as_close_as_oracle"].items()))
     print(f"wrote {out / 'real_data.json'}")
     return 0
 

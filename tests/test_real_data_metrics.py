@@ -58,6 +58,7 @@ def test_identical_sets_score_r_1_ratios_1_and_no_threshold_error(real):
     # With noise near threshold the median subject's threshold and the level where half the records respond
     # can differ by a step (a subject detected late at 50 dB, strays at 45): at most the level step.
     assert m["threshold_error_db"] <= 5.0
+    assert m["threshold_error_db_oracle"] == m["threshold_error_db"]  # the training set is the same set here
     clear = quiet(8, 45.0)
     assert heldout_metrics(clear.signals, clear, clear, FS, MOUSE)["threshold_error_db"] == 0.0
 
@@ -181,11 +182,29 @@ def test_benchmark_writes_the_issue_keys_on_a_tiny_run(tmp_path):
     assert result["overrides"]["data.window"] == 0.0
     assert result["draws"] == 3 and result["by_cfg_scale"]["1"]["detail"]["median_draws"] == 3
     assert result["series_eta"] == 0.5
+    for key in ("latency_slope_ratio", "amplitude_growth_ratio", "threshold_error_db"):
+        oracle = result[f"{key}_oracle"]
+        assert oracle == result["by_cfg_scale"]["1"][f"{key}_oracle"] and f"{key}_oracle" in done.stdout
+        assert isinstance(result["as_close_as_oracle"][key], bool)
+    assert "as close as the training subjects" in done.stdout
     assert all(k in done.stdout for k in keys)
     with np.load(out / "generated.npz") as generated:
         assert generated["cfg_2"].shape == (result["by_cfg_scale"]["2"]["detail"]["n_heldout"], 200)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 2 and "real_data.json exists" in again.stderr  # nothing written is overwritten
+
+
+def test_as_close_as_the_oracle_compares_ratios_on_a_log_scale_and_errors_directly():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.real_data import as_close_as_oracle
+
+    m = {"latency_slope_ratio": 1.6, "latency_slope_ratio_oracle": 0.5,  # |log 1.6| < |log 0.5|
+         "amplitude_growth_ratio": 0.7, "amplitude_growth_ratio_oracle": 1.2,
+         "threshold_error_db": 10.0, "threshold_error_db_oracle": float("nan")}
+    assert as_close_as_oracle(m) == {"latency_slope_ratio": True, "amplitude_growth_ratio": False,
+                                     "threshold_error_db": False}
+    m.update(threshold_error_db_oracle=18.3, latency_slope_ratio=-0.2)
+    assert as_close_as_oracle(m)["threshold_error_db"] and not as_close_as_oracle(m)["latency_slope_ratio"]
 
 
 @pytest.mark.parametrize("flag, value, message", [("--series-eta", "1.5", "--series-eta must lie in 0-1"),
