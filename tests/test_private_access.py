@@ -23,12 +23,9 @@ KNOWN_PRIVATE = {"_storage", "_study_id", "_last_lr", "_trial_info", "_time_attr
                  "_finished", "_experiment", "_ot_trials", "_ot_study", "_completed_trials", "_setup_study",
                  "_space", "_sampler", "_study_name", "_metric", "_mode"}
 
-_RESTORE = ("Tune restores its SearchGenerator's experiment spec and number of trials from its own saved state and "
-            "Tuner.restore takes neither: a copied or moved experiment's new trials go to its own directory, and "
-            "--extend raises the number of trials; checked against Ray 2.52.0 and 2.60.0")
+# hpo/tune_restore.py rewrites the state Tune's SearchGenerator saved (its keys, not its attributes) before
+# Tune restores it; tests/test_searcher.py fails when Tune saves other keys.
 ALLOWED = {
-    ("hpo/tune_restore.py", "_total_samples"): _RESTORE, ("hpo/tune_restore.py", "_finished"): _RESTORE,
-    ("hpo/tune_restore.py", "_experiment"): _RESTORE,
     ("hpo/cluster.py", "ray._private"): "Ray's single-node (loopback) mode for a process that imported ray before "
                                         "the variable was set; no public switch after import (test_ray_local.py)",
     ("model/ema.py", "torch._foreach_lerp_"): "the EMA update as one fused call over every tensor (torch's optimizers "

@@ -6,10 +6,12 @@ with the number of trials in `exp`'s space.yaml.
 
 Tune offers no public way to do the second part: its `SearchGenerator` restores the experiment spec it
 creates new trials from (with the directory of the run that saved it) and the number of trials from
-search_gen_state-*.json, and `Tuner.restore` takes neither. `ExperimentSearchGenerator.set_state`
-rewrites the generator's `_experiment`, `_total_samples` and `_finished` (checked against Ray 2.52.0
-and 2.60.0). tests/test_search_resume.py (a copied and a moved experiment) and tests/test_search_grow.py
-(`--extend`) fail when Tune changes them.
+search_gen_state-*.json, and `Tuner.restore` takes neither. `ExperimentSearchGenerator.set_state` hands
+Tune's `set_state` the saved state with those rewritten (`restored_state`): no private attribute is
+touched, but the state's keys (`total_samples`, `finished`, `experiment`) are Tune's, undocumented;
+checked against Ray 2.52.0 and 2.60.0. tests/test_searcher.py fails when Tune's generator saves other
+keys, and tests/test_search_resume.py (a copied and a moved experiment) and tests/test_search_grow.py
+(`--extend`) when a restore stops honouring them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ..errors import UserError
 from .layout import Experiment
 
 _restoring: Optional[Experiment] = None  # the experiment Tune is restoring (see `restoring`)
+# The keys of the state Tune's SearchGenerator saves (`get_state`) that a restore rewrites.
+TOTAL, FINISHED, EXPERIMENT = "total_samples", "finished", "experiment"
 
 
 @contextlib.contextmanager
@@ -62,17 +66,26 @@ class ExperimentSearchGenerator(SearchGenerator):
         super().add_configurations(experiments)
 
     def set_state(self, state: dict) -> None:
-        super().set_state(state)
-        exp = _restoring
-        if exp is None:
-            return
-        # space.yaml holds the number of trials: `--extend` raises it, and a search extended and
-        # then interrupted resumes with the raised number (Tune saved the old one).
-        if exp.space.num_samples > self._total_samples:
-            self._total_samples, self._finished = exp.space.num_samples, False
-        if exp.local_dir is None or self._experiment is None:
-            return
-        storage = copy.copy(self._experiment.spec["storage"])
-        storage.storage_fs_path = exp.storage_path
-        storage.experiment_dir_name = exp.name
-        self._experiment.spec["storage"] = self._experiment.storage = storage
+        super().set_state(restored_state(state, _restoring))
+
+
+def restored_state(state: dict[str, Any], exp: Optional[Experiment]) -> dict[str, Any]:
+    """Tune's saved search-generator state with the number of trials of `exp`'s space.yaml and, for a
+    local experiment, its new trials created in `exp`'s directory (`state` itself is left as it was)."""
+    if exp is None:
+        return state
+    state = dict(state)
+    # space.yaml holds the number of trials: `--extend` raises it, and a search extended and
+    # then interrupted resumes with the raised number (Tune saved the old one).
+    if exp.space.num_samples > state[TOTAL]:
+        state.update({TOTAL: exp.space.num_samples, FINISHED: False})
+    experiment = state[EXPERIMENT]
+    if exp.local_dir is None or experiment is None:
+        return state
+    experiment = state[EXPERIMENT] = copy.copy(experiment)
+    storage = copy.copy(experiment.spec["storage"])
+    storage.storage_fs_path = exp.storage_path
+    storage.experiment_dir_name = exp.name
+    experiment.spec = {**experiment.spec, "storage": storage}
+    experiment.storage = storage
+    return state
