@@ -145,3 +145,27 @@ def test_a_restore_creates_tunes_new_trials_in_the_restored_experiment_with_its_
     trial = restored.next_trial()
     assert trial.storage.experiment_fs_path == str(tmp_path / "moved" / "b")
     assert state[EXPERIMENT].storage.experiment_fs_path == str(tmp_path / "a")  # the saved state left as it was
+
+
+def test_a_searcher_saved_before_it_stood_on_tunes_public_searcher_resumes(tmp_path):
+    """An experiment interrupted before the upgrade: the state the OptunaSearch subclass pickled (its
+    attribute names) continues its trials, and its tuner.pkl finds the search generator where it was."""
+    import abr_tune.hpo.searcher as module
+    from abr_tune.hpo.tune_restore import ExperimentSearchGenerator
+
+    db = tmp_path / "optuna.db"
+    first = _searcher(db)
+    params = first.suggest("t1")
+    first.on_trial_result("t1", {"epoch": 1.0, "val/mse_v": 0.7})
+    earlier = {"_db_path": str(db), "_study_name": "s", "_metric": "val/mse_v", "_mode": "min", "_max_t": 3,
+               "_constraints": (), "_space": _space().define_by_run, "_sampler": optuna.samplers.RandomSampler(),
+               "_ot_trials": {"t1": 0}, "_completed_trials": set(), "_values": {"t1": {1: 0.7}},
+               "_rows": {"t1": {1: {"epoch": 1, "val/mse_v": 0.7}}}, "_storage": None, "_ot_study": None,
+               "_closed": {}, "_orphans": [], "_points_to_evaluate": [], "_evaluated_rewards": None, "_seed": None}
+    restored = OptunaStudySearch.__new__(OptunaStudySearch)
+    restored.set_state(earlier)
+    assert restored.suggest("t1") == params
+    restored.on_trial_complete("t1", {"epoch": 3.0, "val/mse_v": 0.6})
+    (trial,) = _study(db).trials
+    assert (trial.state.name, trial.value, trial.intermediate_values) == ("COMPLETE", 0.6, {1: 0.7, 3: 0.6})
+    assert module.ExperimentSearchGenerator is ExperimentSearchGenerator

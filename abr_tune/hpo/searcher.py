@@ -23,7 +23,8 @@ sampler with its random state; never an open database. A restored searcher reope
 `tune_restore.restoring(exp)` the copy in `exp` (a copied or moved experiment resumes against its
 own optuna.db). Trials still RUNNING in the study go on under their Tune trials; those asked for
 after Tune's last save are unknown to the restored Tune, and Tune's next new trials run their points,
-so each study trial belongs to one Tune trial.
+so each study trial belongs to one Tune trial. A state saved when this searcher subclassed Tune's
+`OptunaSearch` (an experiment interrupted before the upgrade) is read too.
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ from ray.tune.search import Searcher
 
 from ..errors import UserError
 from .objectives import SAMPLED, Constraint, constraint_row, valued_epoch
-from .tune_restore import restored_experiment
+from .tune_restore import (
+    ExperimentSearchGenerator,  # noqa: F401 - where tuner.pkl files saved before it moved look for it
+    restored_experiment,
+)
 
 RAY_TRIAL_ID = "ray_trial_id"  # user attribute naming each Optuna trial's Tune trial
 EPOCH_KEY, DIVERGED_KEY = "epoch", "diverged"  # what hpo.trial reports with every epoch
 CONSTRAINTS_ATTR = "constraints"  # user attribute: each constraint's violation at the valued epoch
 _SAVED = ("db_path", "study_name", "metric", "mode", "max_t", "constraints", "space", "sampler", "trials", "done",
           "values", "rows")
+# What this searcher saved when it subclassed Tune's OptunaSearch (its own and OptunaSearch's attribute
+# names): an experiment interrupted before the upgrade resumes.
+_EARLIER = {"_db_path": "db_path", "_study_name": "study_name", "_metric": "metric", "_mode": "mode",
+            "_max_t": "max_t", "_constraints": "constraints", "_space": "space", "_sampler": "sampler",
+            "_ot_trials": "trials", "_completed_trials": "done", "_values": "values", "_rows": "rows"}
 
 
 class OptunaStudySearch(Searcher):
@@ -106,6 +115,8 @@ class OptunaStudySearch(Searcher):
                 "values": self._values, "rows": self._rows}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        if "_ot_trials" in state:
+            state = {new: state.get(old) for old, new in _EARLIER.items()}
         missing = [k for k in _SAVED if k not in state]
         if missing:
             raise UserError(f"the searcher state lacks {', '.join(missing)}: it was saved by another version of "
