@@ -182,7 +182,7 @@ def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
         return new_tuner(exp, arrays).fit()
     from ray import tune
 
-    from .hpo.searcher import restoring
+    from .hpo.tune_restore import restoring
 
     if args.resume:
         print(f"Resuming experiment {exp.path}", flush=True)

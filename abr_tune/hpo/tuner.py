@@ -31,7 +31,8 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
     from .scheduler import RestoredASHA
-    from .searcher import ExperimentSearchGenerator, OptunaStudySearch
+    from .searcher import OptunaStudySearch
+    from .tune_restore import ExperimentSearchGenerator
 
     s = exp.space
     s.bind(from_dict(s.base))
