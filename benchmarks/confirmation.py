@@ -26,10 +26,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
-from abr_tune.hpo.confirm import BASE_LABEL, Candidate, summarise
+from abr_tune.hpo.confirm import BASE_LABEL, Candidate, summarise, winner
 from abr_tune.hpo.confirm_race import race
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,33 +46,46 @@ def measured_sigma_rel(summary_path: Path) -> float:
     return math.sqrt(ss / df) / abs(statistics.fmean(base.values()))
 
 
-def simulate(effects: list[float], sigma_rel: float, cap: int, trials: int, alpha: float, seed: int = 0) -> dict:
-    """One scenario: candidates with relative `effects` (negative = better, mode min) against a base of 1."""
+def simulate(effects: list[float], sigma_rel: float, cap: int, trials: int, alpha: float, seed: int = 0,
+             spread: Optional[float] = None, slots: int = 2) -> dict:
+    """One scenario: candidates with relative `effects` (negative = better, mode min) against a base of 1.
+    Each configuration's value at a seed: 1 + effect + the seed's shared noise (sd 5%) + its own noise of sd
+    sigma_rel/sqrt(2), so that every paired difference has sd sigma_rel. The race declares `spread` (None:
+    the plug-in). Time in waves: a round of the race is one wave of `slots` runs; the fixed stage's runs
+    fill ceil(runs / slots) waves (every run the same length)."""
     rng = random.Random(seed)
     labels = [f"c{i}" for i in range(len(effects))]
     cands = [*(Candidate(lb, {"i": i}) for i, lb in enumerate(labels)), Candidate(BASE_LABEL, {})]
     seeds = list(range(1, cap + 1))
-    raced_beats, fixed_beats, runs = [0] * len(labels), [0] * len(labels), 0
+    raced_beats, fixed_beats, runs, waves, agree = [0] * len(labels), [0] * len(labels), 0, 0, 0
+    own = sigma_rel / math.sqrt(2)
     for _ in range(trials):
         shared = {s: rng.gauss(0, 0.05) for s in seeds}
-        values = {BASE_LABEL: {s: 1.0 + shared[s] for s in seeds}}
-        for lb, eff in zip(labels, effects, strict=True):
-            values[lb] = {s: 1.0 + eff + shared[s] + rng.gauss(0, sigma_rel) for s in seeds}
+        values = {lb: {s: 1.0 + eff + shared[s] + rng.gauss(0, own) for s in seeds}
+                  for lb, eff in zip([*labels, BASE_LABEL], [*effects, 0.0], strict=True)}
 
-        def run_round(exp, cs, ss, arrays, stage, values=values):
-            return {c.label: {s: {"m": values[c.label][s]} for s in ss} for c in cs}, 0
+        def run_round(exp, cs, ss, arrays, stage, only, values=values):
+            got: dict = {}
+            for lb, s in only:
+                got.setdefault(lb, {})[s] = {"m": values[lb][s]}
+            return got, 0
 
-        _, _, log = race(None, cands, seeds, None, "confirm", "m", "min", alpha, run_round)
-        runs += sum(len(r["ran"]) for r in log)
-        final = log[-1]["decisions"]
-        fixed = {r.label: r for r in summarise(values, cands, seeds, "min")}
+        _, _, record = race(None, cands, seeds, None, "confirm", "m", "min", alpha, run_round, slots, spread)
+        runs += sum(len(r["ran"]) for r in record["rounds"])
+        waves += len(record["rounds"])
+        rows = summarise(values, cands, seeds, "min")
+        fixed = {r.label: r for r in rows}
+        agree += record["winner"] == (winner(rows).label if winner(rows) else BASE_LABEL)
         for i, lb in enumerate(labels):
-            raced_beats[i] += final[lb]["vs_base"] == "better"
+            raced_beats[i] += record["comparisons"][f"{lb} vs {BASE_LABEL}"]["decision"] == "better"
             fixed_beats[i] += fixed[lb].beats_base
-    return {"effects": effects, "sigma_rel": sigma_rel, "cap": cap, "trials": trials,
+    fixed_runs = len(cands) * cap
+    return {"effects": effects, "sigma_rel": sigma_rel, "spread": spread, "cap": cap, "trials": trials,
             "raced_beats_rate": [b / trials for b in raced_beats],
             "fixed_beats_rate": [b / trials for b in fixed_beats],
-            "runs_ratio": runs / (trials * len(cands) * cap)}
+            "runs_ratio": round(runs / (trials * fixed_runs), 3),
+            "time_ratio": round(waves / (trials * math.ceil(fixed_runs / slots)), 3),
+            "same_winner": agree / trials}
 
 
 def time_stage(space: Path, race_on: bool, workdir: Path, smoke: bool = False) -> float:

@@ -104,8 +104,9 @@ class ResourcesSpec:
 class ConfirmSpec:
     top_k: int = 0  # after the search, re-run the top K configurations and the base over seeds (0 = off)
     seeds: int = 3  # training seeds per configuration (data, split and validation draw stay fixed); the cap when racing
-    race: bool = False  # seed by seed, stopping each comparison once decided (hpo/race.py); false: every seed for all
+    race: bool = True  # a few runs at a time, each comparison stopped once decided (hpo/race.py); false: all seeds
     alpha: float = 0.05  # the racing decisions' error rate (anytime-valid, under optional stopping)
+    spread: Optional[float] = None  # paired seed-to-seed spread ÷ the base value, measured once: decides from seed 1
 
 
 @dataclass
