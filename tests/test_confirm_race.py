@@ -62,10 +62,18 @@ def test_a_hopeless_candidate_is_dropped_and_the_base_stops_once_nothing_needs_i
     assert record["needed"] == [] and record["seeds_run"] == {"base": 2, "good": 1, "bad": 1}
 
 
-def test_a_candidate_inside_the_noise_runs_to_the_cap_and_stays_undecided():
-    _, _, record = _race("same")
-    assert record["comparisons"]["same vs base"]["decision"] == "undecided"
-    assert record["seeds_run"] == {"base": 4, "same": 4} and record["winner"] == BASE_LABEL
+def test_a_candidate_inside_the_noise_is_stopped_once_the_cap_could_not_decide_it():
+    _, _, record = _race("same")  # mean +0.0000 after 2 seeds; even at 4 the radius would be 0.0153 (sigma 0.01)
+    assert record["comparisons"]["same vs base"]["decision"] == "noise"
+    assert record["seeds_run"] == {"base": 2, "same": 2} and record["winner"] == BASE_LABEL
+
+
+def test_a_small_real_gain_keeps_running_until_decided():
+    values = {**VALUES, "close": {1: 0.98, 2: 0.984, 3: 0.982, 4: 0.981}}
+    _, _, record = race(None, _cands("close"), [1, 2, 3, 4], None, "confirm", "m", "min", 0.05, _runner([], values))
+    # after 2 seeds: mean -0.018, radius 0.0215 (undecided) but above the cap's 0.0153: on; after 3: -0.0187 < -0.0176
+    assert record["comparisons"]["close vs base"] | {"mean": 0, "radius": 0} == \
+        {"decision": "better", "n": 3, "mean": 0, "radius": 0, "sigma": 0.01}
 
 
 def test_rounds_fill_the_slots_fewest_seeds_first():

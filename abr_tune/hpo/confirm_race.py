@@ -8,6 +8,9 @@ error rate.
 - A configuration another one is decided better than cannot win and is dropped.
 - A candidate still in the race also needs its comparison with the base decided (the base keeps
   running only while one does).
+- A comparison whose mean is so small that, if it held, the sequence would still hold 0 at the seed
+  cap is closed as "within seed noise" (futility): it could not be decided in the seeds left. Any
+  stopping rule keeps a confidence sequence's error rate, so this one costs power, never validity.
 - The stage stops when no comparison that matters is open, or at the seed cap (`confirm.seeds`).
 - Each round fills the parallel slots (`max_concurrent`) with the runs the open comparisons need,
   fewest seeds first; each round is a Tune experiment of its own, `<stage>/round<N>/`, so an
@@ -20,9 +23,10 @@ import math
 from typing import Any, Optional
 
 from .confirm import BASE_LABEL, Candidate, Confirmed, verdict_line
-from .race import compare, race_sigma
+from .race import compare, cs_radius, pooled_sigma, race_sigma
 
 SIGMA_FLOOR = 0.01  # without a declared spread the paired spread is taken as at least 1% of the base mean
+FUTILITY_SE = 0.0  # a comparison is "within noise" when |mean| + this many standard errors < the cap's radius
 
 
 def _key(a: str, b: str) -> str:
@@ -34,7 +38,7 @@ def _diffs(values: dict[str, dict[int, float]], a: str, b: str) -> list[float]:
     return [va[s] - vb[s] for s in sorted(set(va) & set(vb)) if math.isfinite(va[s]) and math.isfinite(vb[s])]
 
 
-def decide(values: dict[str, dict[int, float]], labels: list[str], mode: str, alpha: float,
+def decide(values: dict[str, dict[int, float]], labels: list[str], mode: str, alpha: float, cap: int,
            spread: Optional[float] = None, settled: Optional[dict[str, dict]] = None) -> dict[str, Any]:
     """The race's state after the runs in `values` ({label: {seed: value}}; `labels` the candidates in
     rank order): every pair's comparison (`settled` carries the decisions of earlier rounds: they
@@ -50,10 +54,14 @@ def decide(values: dict[str, dict[int, float]], labels: list[str], mode: str, al
     comparisons = dict(settled or {})
     for a, b in pairs:
         k = _key(a, b)
-        if comparisons.get(k, {}).get("decision") in ("better", "worse"):
+        if comparisons.get(k, {}).get("decision") in ("better", "worse", "noise"):
             continue
         c = compare(_diffs(values, a, b), sigma, alpha, mode, min_seeds)
-        comparisons[k] = {"decision": c.decision, "n": c.n, "mean": c.mean, "radius": c.radius, "sigma": sigma}
+        decision = c.decision
+        if decision == "undecided" and c.n >= min_seeds \
+                and abs(c.mean) + FUTILITY_SE * sigma / math.sqrt(c.n) < cs_radius(cap, sigma, alpha):
+            decision = "noise"  # even if its mean held, the sequence would still hold 0 at the cap: stop it
+        comparisons[k] = {"decision": decision, "n": c.n, "mean": c.mean, "radius": c.radius, "sigma": sigma}
     dropped: dict[str, str] = {}
     for a, b in pairs:
         d = comparisons[_key(a, b)]["decision"]
@@ -63,8 +71,9 @@ def decide(values: dict[str, dict[int, float]], labels: list[str], mode: str, al
     alive = [c for c in configs if c not in dropped]
     needed = [[a, b] for a, b in pairs if comparisons[_key(a, b)]["decision"] == "undecided"
               and ((a in alive and b in alive) or (b == BASE_LABEL and a in alive))]
-    return {"sigma": sigma, "comparisons": comparisons, "dropped": dropped, "alive": alive, "needed": needed,
-            "winner": _winner(comparisons, alive, labels, mode)}
+    seen = pooled_sigma([_diffs(values, a, b) for a, b in pairs]) / abs(base_mean) if base_mean else math.nan
+    return {"sigma": sigma, "spread_seen": seen, "comparisons": comparisons, "dropped": dropped, "alive": alive,
+            "needed": needed, "winner": _winner(comparisons, alive, labels, mode)}
 
 
 def _winner(comparisons: dict[str, dict], alive: list[str], labels: list[str], mode: str) -> str:
@@ -101,7 +110,7 @@ def race(exp: Any, cands: list[Candidate], seeds: list[int], arrays: Any, stage:
     by_label = {c.label: c for c in cands}
     runs: dict[str, dict[int, dict]] = {}
     ran = dict.fromkeys(order, 0)
-    state = decide({}, labels, mode, alpha, spread)
+    state = decide({}, labels, mode, alpha, len(seeds), spread)
     rounds: list[dict] = []
     while plan := next_runs(ran, state["needed"], order, len(seeds), slots):
         only = [(lb, seeds[i]) for lb, i in plan]
@@ -116,7 +125,7 @@ def race(exp: Any, cands: list[Candidate], seeds: list[int], arrays: Any, stage:
             ran[lb] += 1
         before = state["comparisons"]
         primary = {lb: {s: row[metric] for s, row in by_seed.items()} for lb, by_seed in runs.items()}
-        state = decide(primary, labels, mode, alpha, spread, before)
+        state = decide(primary, labels, mode, alpha, len(seeds), spread, before)
         new = [k for k, d in state["comparisons"].items()
                if d["decision"] != "undecided" and before.get(k, {}).get("decision") != d["decision"]]
         rounds.append({"round": len(rounds) + 1, "ran": [list(x) for x in only], "sigma": state["sigma"],
@@ -136,8 +145,10 @@ def race_notes(record: dict, cap: int) -> dict[str, str]:
             d = comps[_key(lb, BASE_LABEL)]
             why = (f"mean paired difference {d['mean']:+.4g}, confidence sequence ±{d['radius']:.4g} "
                    f"(sigma {d['sigma']:.3g})")
-            parts.append(f"undecided against the base ({d['n']} paired seeds): {why}" if d["decision"] == "undecided"
-                         else f"{d['decision']} than the base after {d['n']} of {cap} seeds: {why}")
+            parts.append({"undecided": f"undecided against the base ({d['n']} paired seeds): {why}",
+                          "noise": f"within seed noise of the base after {d['n']} of {cap} seeds (stopped: even "
+                                   f"at the cap the sequence would hold 0 at this mean): {why}"}.get(
+                d["decision"], f"{d['decision']} than the base after {d['n']} of {cap} seeds: {why}"))
         if lb in dropped:
             by = dropped[lb]
             d = comps.get(_key(lb, by)) or comps[_key(by, lb)]
@@ -145,7 +156,7 @@ def race_notes(record: dict, cap: int) -> dict[str, str]:
                          f"difference {abs(d['mean']):.4g} ± {d['radius']:.4g})")
         elif lb == record["winner"]:
             rivals = [c for c in record["alive"] if c != lb]
-            parts.append(f"the winner; not told apart from {', '.join(rivals)} at the seed cap" if rivals
+            parts.append(f"the winner by its mean; not told apart from {', '.join(rivals)}" if rivals
                          else f"the winner after {n} of {cap} seeds: every other configuration is decided worse")
         elif n >= cap:
             parts.append(f"undecided at the seed cap ({n} of {cap} seeds)")
@@ -181,3 +192,14 @@ def race_verdict(rows: list[Confirmed], record: dict) -> str:
     d = record["comparisons"][_key(label, BASE_LABEL)]
     return (f"Confirmed winner: {label}, {100 * d['mean'] / base.mean:+.1f}% against the base config over "
             f"{d['n']} seeds (anytime-valid confidence sequence of the paired difference ±{d['radius']:.4f}).")
+
+
+def spread_line(record: dict, declared: Optional[float]) -> str:
+    """What the race saw of the paired seed-to-seed spread, and how to declare it for the next race."""
+    seen = record.get("spread_seen", math.nan)
+    if not math.isfinite(seen):
+        return "Paired seed spread: not measured (no pair ran 2 common seeds)."
+    told = f"declared {100 * declared:.2g}%" if declared else "none declared: no decision before 2 seeds"
+    return (f"Paired seed spread seen: {100 * seen:.2g}% of the base value ({told}); `confirm: {{spread: "
+            f"{1.5 * seen:.2g}}}` in the space file (1.5x, a margin over a few seeds' estimate) lets later races "
+            f"of this problem decide from the first seed.")

@@ -12,7 +12,7 @@ from typing import Any, Optional
 from ..config import from_dict
 from ..formatting import finite, shell
 from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, verdict_of, winner
-from .confirm_race import race, race_verdict, raced_rows, racing_plan_text
+from .confirm_race import race, race_verdict, raced_rows, racing_plan_text, spread_line
 from .front import format_front, front_of
 from .layout import CONFIRM_DIR, Experiment
 from .objectives import SAMPLED, valued_epoch
@@ -112,10 +112,12 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     and the verdict, and make the confirmed winner (the base config when nothing beats it) the search's
     best and best_config.yaml. Interrupted, it records that and no verdict: the summary says
     `interrupted` and `--resume` continues it. Returns the updated summary (also in search_summary.json)."""
+    import time
     from dataclasses import asdict
 
     from .summary import brief, write_best_config, write_summary
 
+    started = time.time()
     records = [TrialRecord(**t) for t in summary["trials"]]
     pareto = summary.get("pareto")
     cands = candidates(exp, records, top_k, pareto["front"] if pareto else None)
@@ -138,6 +140,8 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     if log is not None:
         rows = raced_rows(rows, log, len(seeds))
     print(format_table(rows, exp.space.metric, seeds))
+    if log is not None:
+        print(spread_line(log, spec.spread))
     verdict = verdict_line(rows) if log is None else race_verdict(rows, log)
     best_label = (winner(rows).label if winner(rows) else BASE_LABEL) if log is None else log["winner"]
     if pareto:  # several objectives: the front over the confirmed means, and the rule's pick on it
@@ -151,7 +155,7 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     note = f"Confirmed over seeds {', '.join(map(str, seeds))}: {verdict}"
     summary["confirmation"] = {"state": "done", "stage": stage, "seeds": seeds, "top_k": top_k, "winner": best_label,
                                "verdict": verdict, "rows": [asdict(r) for r in rows],
-                               "dir": f"{exp.path}/{stage}"}
+                               "dir": f"{exp.path}/{stage}", "wall_time_sec": round(time.time() - started, 1)}
     if log is not None:
         summary["confirmation"]["race"] = {**log, "alpha": spec.alpha, "spread": spec.spread, "seed_cap": len(seeds),
                                            "runs": sum(len(r["ran"]) for r in log["rounds"]),
