@@ -106,3 +106,20 @@ def test_the_report_states_the_race_decisions_and_run_counts():
         "race": {"alpha": 0.05, "seed_cap": 3, "runs": 4, "runs_fixed": 6, "rounds": []}}}
     text = " ".join(str(payload) for _, payload in confirmation_blocks(summary, "val/mse_v"))
     assert "4 runs instead of 6" in text and "better than the base after 2 of 3 seeds" in text
+
+
+def test_the_declared_spread_is_checked_and_the_seen_one_reported():
+    import pytest
+
+    from abr_tune.errors import UserError
+    from abr_tune.hpo.confirm_race import spread_line
+    from abr_tune.hpo.space_file import parse_space
+
+    params = {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}}
+    assert parse_space({"params": params, "confirm": {"spread": 0.012}}).confirm.spread == 0.012
+    assert parse_space({"params": params}).confirm.race is True  # racing is the default
+    with pytest.raises(UserError, match=r"confirm.spread .* must be in \(0, 1\), got 2"):
+        parse_space({"params": params, "confirm": {"spread": 2}})
+    _, _, record = _race("same")  # paired differences 0.001, -0.001 about their mean 0: sd 0.0014 of 1.0
+    assert spread_line(record, None).startswith("Paired seed spread seen: 0.14% of the base value (none declared")
+    assert "spread: 0.0021" in spread_line(record, None)

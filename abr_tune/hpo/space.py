@@ -20,7 +20,9 @@ Schema (every field optional except `params`; unknown fields are errors):
     search: {sampler: tpe, seed: 0, n_startup_trials: 4, points_to_evaluate: [base],
              multivariate: false, group: false, constant_liar: false}   # TPE options
     resources: {cpus_per_trial: 1, gpus_per_trial: 0}   # fractions allowed
-    confirm: {top_k: 2, seeds: 3}     # re-run the top 2 and the base over 3 seeds (default top_k 0: off)
+    confirm: {top_k: 2, seeds: 3}     # re-run the top 2 and the base over 3 seeds (default top_k 0: off),
+                                      # raced (race: true, alpha: 0.05; spread: the paired seed spread
+                                      # ÷ the base value if measured, to decide from seed 1)
     params:                           # dotted config key -> distribution
       optim.lr: {dist: loguniform, low: 1.0e-4, high: 3.0e-3}
       loss.stft_weight: {dist: uniform, low: 0.0, high: 0.5}
