@@ -55,11 +55,11 @@ def test_a_declared_spread_decides_from_the_first_seed():
 def test_a_hopeless_candidate_is_dropped_and_the_base_stops_once_nothing_needs_it():
     calls = []
     _, _, record = _race("good", "bad", spread=0.01, calls=calls)
-    # round 1: the base and the leader; good beats the base; round 2: bad's first seed (and the base's second,
-    # filling the slot), bad is decided worse than good: nothing left open
-    assert [c[1] for c in calls] == [[("base", 1), ("good", 1)], [("bad", 1), ("base", 2)]]
+    # round 1: the base and the leader; good beats the base, the base is dropped; round 2: bad's first seed,
+    # the slot left filled by good (the base only catches up); bad is decided worse than good: nothing left open
+    assert [c[1] for c in calls] == [[("base", 1), ("good", 1)], [("bad", 1), ("good", 2)]]
     assert record["dropped"] == {"base": "good", "bad": "good"} and record["alive"] == ["good"]
-    assert record["needed"] == [] and record["seeds_run"] == {"base": 2, "good": 1, "bad": 1}
+    assert record["needed"] == [] and record["seeds_run"] == {"base": 1, "good": 2, "bad": 1}
 
 
 def test_a_candidate_inside_the_noise_is_stopped_once_the_cap_could_not_decide_it():
@@ -81,6 +81,9 @@ def test_rounds_fill_the_slots_fewest_seeds_first():
         [("b", 0), ("base", 1)]
     assert next_runs({"base": 3, "a": 3}, [["a", "base"]], ["base", "a"], 3, 2) == []  # at the cap
     assert next_runs({"base": 0, "a": 0}, [], ["base", "a"], 3, 2) == []  # nothing open
+    # the base dropped: it catches up with "b" but does not run ahead of it
+    assert next_runs({"base": 1, "a": 1, "b": 0}, [["a", "b"], ["b", "base"]], ["base", "a", "b"], 3, 2,
+                     frozenset({"base"})) == [("b", 0), ("a", 1)]
 
 
 def test_false_beats_stay_within_alpha_in_a_seeded_null_simulation():

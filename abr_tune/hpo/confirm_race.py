@@ -83,14 +83,19 @@ def _winner(comparisons: dict[str, dict], alive: list[str], labels: list[str], m
     return min(beats, key=lambda lb: sign * comparisons[_key(lb, BASE_LABEL)]["mean"], default=BASE_LABEL)
 
 
-def next_runs(ran: dict[str, int], needed: list[list[str]], order: list[str], cap: int,
-              slots: int) -> list[tuple[str, int]]:
+def next_runs(ran: dict[str, int], needed: list[list[str]], order: list[str], cap: int, slots: int,
+              dropped: frozenset[str] = frozenset()) -> list[tuple[str, int]]:
     """The next round: up to `slots` runs (label, seed index) for the configurations in a needed
-    comparison, fewest seeds first (ties: `order`), so that each pair's seeds stay matched."""
-    want = {c for pair in needed for c in pair}
+    comparison, fewest seeds first (ties: `order`), so that each pair's seeds stay matched. A dropped
+    configuration (the base, kept as the reference) only catches up with its partners' seeds."""
+    partners: dict[str, set[str]] = {}
+    for a, b in needed:
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
     planned, runs = dict(ran), []
     while len(runs) < slots:
-        pool = [c for c in order if c in want and planned[c] < cap]
+        pool = [c for c in order if c in partners and planned[c] < cap
+                and (c not in dropped or planned[c] < max(planned[p] for p in partners[c]))]
         if not pool:
             break
         c = min(pool, key=lambda x: (planned[x], order.index(x)))
@@ -112,7 +117,7 @@ def race(exp: Any, cands: list[Candidate], seeds: list[int], arrays: Any, stage:
     ran = dict.fromkeys(order, 0)
     state = decide({}, labels, mode, alpha, len(seeds), spread)
     rounds: list[dict] = []
-    while plan := next_runs(ran, state["needed"], order, len(seeds), slots):
+    while plan := next_runs(ran, state["needed"], order, len(seeds), slots, frozenset(state["dropped"])):
         only = [(lb, seeds[i]) for lb, i in plan]
         round_cands = [by_label[lb] for lb in order if any(lb == x for x, _ in only)]
         got, missing = run_round(exp, round_cands, sorted({s for _, s in only}), arrays,
@@ -191,7 +196,8 @@ def race_verdict(rows: list[Confirmed], record: dict) -> str:
         return verdict_line([])
     d = record["comparisons"][_key(label, BASE_LABEL)]
     return (f"Confirmed winner: {label}, {100 * d['mean'] / base.mean:+.1f}% against the base config over "
-            f"{d['n']} seeds (anytime-valid confidence sequence of the paired difference ±{d['radius']:.4f}).")
+            f"{d['n']} seed{'s' if d['n'] > 1 else ''} (anytime-valid confidence sequence of the paired "
+            f"difference ±{d['radius']:.4f}).")
 
 
 def spread_line(record: dict, declared: Optional[float]) -> str:
