@@ -26,7 +26,7 @@ def test_an_interrupted_or_killed_confirmation_records_no_verdict_and_resumes(tm
     space = {"base": base, "num_samples": 2, "max_concurrent": 2,
              "scheduler": {"max_t": 2, "grace_period": 2, "reduction_factor": 2},
              "search": {"seed": 0, "points_to_evaluate": ["base", {"optim.lr": 3e-3}]},
-             "confirm": {"top_k": 1, "seeds": 3},
+             "confirm": {"top_k": 1, "seeds": 3, "race": False},
              "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}}}
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     exp = tmp_path / "runs" / "c"

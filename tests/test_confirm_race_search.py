@@ -22,10 +22,11 @@ def test_a_raced_confirmation_runs_seed_rounds_and_records_its_decisions(tmp_pat
     exp, proc = run_search(tmp_path, space)
     confirmation = json.loads((exp / "search_summary.json").read_text())["confirmation"]
     race = confirmation["race"]
-    rounds = [r["seed"] for r in race["rounds"]]
-    assert rounds[0] == 43 and len(rounds) in (2, 3) and race["runs_fixed"] == 6  # decisions wait for 2 seeds
-    assert race["runs"] == sum(len(r["ran"]) for r in race["rounds"]) <= 6
-    assert all((exp / "confirm" / f"seed{s}").is_dir() for s in rounds)
+    rounds = [r["ran"] for r in race["rounds"]]
+    assert ["base", 43] in rounds[0] and [seed for _, seed in rounds[0]] == [43, 43]  # the base and the candidate
+    assert 2 <= len(rounds) <= 3 and race["runs_fixed"] == 6  # 2 runs a round; decisions wait for 2 seeds
+    assert race["runs"] == sum(len(r) for r in rounds) <= 6 and race["seeds_run"]["base"] >= 2
+    assert all((exp / "confirm" / f"round{i + 1}").is_dir() for i in range(len(rounds)))
     note = next(r["race_note"] for r in confirmation["rows"] if r["label"] != "base")
     assert "of 3 seeds" in note and "confidence sequence" in note
     assert "Racing decisions:" in proc.stdout and confirmation["verdict"] in proc.stdout

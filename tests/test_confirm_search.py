@@ -25,7 +25,7 @@ def experiment(tmp_path_factory) -> tuple[Path, str]:
         "base": base, "num_samples": 2, "max_concurrent": 2,
         "scheduler": {"max_t": 2, "grace_period": 2, "reduction_factor": 2},
         "search": {"seed": 0, "points_to_evaluate": ["base", {"optim.lr": 3e-3}]},
-        "confirm": {"top_k": 1, "seeds": 2},
+        "confirm": {"top_k": 1, "seeds": 2, "race": False},
         "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}},
     }
     exp, proc = run_search(tmp, space)

@@ -13,7 +13,7 @@ from ..config import from_dict
 from ..formatting import finite, shell
 from ..metrics_registry import SAMPLED
 from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, verdict_of, winner
-from .confirm_race import race, raced_rows, racing_plan_text
+from .confirm_race import race, race_verdict, raced_rows, racing_plan_text, spread_line
 from .front import format_front, front_of
 from .layout import CONFIRM_DIR, Experiment
 from .objectives import valued_epoch
@@ -51,9 +51,10 @@ def run_confirmation(config: dict[str, Any], *, space: SearchSpace, arrays: Any 
     run_trial(run["params"], space=space, arrays=arrays, extra={"seed": int(run["seed"])})
 
 
-def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: Any,
-            stage: str = CONFIRM_DIR) -> tuple[dict[str, dict[int, dict[str, float]]], int]:
-    """Train every candidate at every seed in `<experiment>/<stage>/` (continuing the runs an interrupted
+def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: Any, stage: str = CONFIRM_DIR,
+            only: Optional[list[tuple[str, int]]] = None) -> tuple[dict[str, dict[int, dict[str, float]]], int]:
+    """Train every candidate at every seed (or only the (label, seed) runs in `only`: a race's round)
+    in `<experiment>/<stage>/` (continuing the runs an interrupted
     confirmation left there); returns ({label: {seed: the run's metrics at its valued epoch}} (the best
     epoch of the primary metric, which measured every objective), how many runs are missing).
 
@@ -61,7 +62,8 @@ def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: A
     from ray import tune
 
     s = exp.space
-    grid = [{"label": c.label, "params": c.params, "seed": seed} for c in cands for seed in seeds]
+    grid = [{"label": c.label, "params": c.params, "seed": seed} for c in cands for seed in seeds
+            if only is None or (c.label, seed) in only]
     fn = tune.with_resources(tune.with_parameters(run_confirmation, space=s, arrays=arrays),
                              {"cpu": s.resources.cpus_per_trial, "gpu": s.resources.gpus_per_trial})
     path = f"{exp.path}/{stage}"
@@ -111,32 +113,38 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     and the verdict, and make the confirmed winner (the base config when nothing beats it) the search's
     best and best_config.yaml. Interrupted, it records that and no verdict: the summary says
     `interrupted` and `--resume` continues it. Returns the updated summary (also in search_summary.json)."""
+    import time
     from dataclasses import asdict
 
     from .summary import brief, write_best_config, write_summary
 
+    started = time.time()
     records = [TrialRecord(**t) for t in summary["trials"]]
     pareto = summary.get("pareto")
     cands = candidates(exp, records, top_k, pareto["front"] if pareto else None)
     seeds = confirmation_seeds(from_dict(exp.space.base).seed, n_seeds)
     spec, log = exp.space.confirm, None
     if spec.race and not pareto:
-        print("\n" + racing_plan_text(len(cands) - 1, seeds, exp.space.scheduler.max_t, spec.alpha), flush=True)
+        slots = exp.space.max_concurrent
+        print("\n" + racing_plan_text(len(cands) - 1, seeds, exp.space.scheduler.max_t, spec.alpha, slots), flush=True)
         runs, missing, log = race(exp, cands, seeds, arrays, stage, exp.space.metric, exp.space.mode, spec.alpha,
-                                  confirm)
+                                  confirm, slots=slots, spread=spec.spread)
     else:
         print(f"\nConfirming {', '.join(c.label for c in cands)} over {len(seeds)} training seeds "
               f"({len(cands) * len(seeds)} runs of {exp.space.scheduler.max_t} epochs) ...", flush=True)
         runs, missing = confirm(exp, cands, seeds, arrays, stage)
     if missing:
-        return _interrupted(exp, summary, stage, missing, len(cands) * len(seeds))
+        planned = sum(len(by_seed) for by_seed in runs.values())  # a race: the runs of its rounds so far
+        return _interrupted(exp, summary, stage, missing, len(cands) * len(seeds) if log is None else planned)
     primary = {label: {seed: row[exp.space.metric] for seed, row in by_seed.items()} for label, by_seed in runs.items()}
     rows = summarise(primary, cands, seeds, exp.space.mode)
     if log is not None:
         rows = raced_rows(rows, log, len(seeds))
     print(format_table(rows, exp.space.metric, seeds))
-    verdict = verdict_line(rows)
-    best_label = winner(rows).label if winner(rows) else BASE_LABEL
+    if log is not None:
+        print(spread_line(log, spec.spread))
+    verdict = verdict_line(rows) if log is None else race_verdict(rows, log)
+    best_label = (winner(rows).label if winner(rows) else BASE_LABEL) if log is None else log["winner"]
     if pareto:  # several objectives: the front over the confirmed means, and the rule's pick on it
         summary["pareto_search"], summary["pareto"] = pareto, confirmed_front(exp, cands, runs)
         print(format_front(summary["pareto"], exp), flush=True)
@@ -148,10 +156,10 @@ def confirm_search(exp: Experiment, summary: dict[str, Any], arrays: Any, top_k:
     note = f"Confirmed over seeds {', '.join(map(str, seeds))}: {verdict}"
     summary["confirmation"] = {"state": "done", "stage": stage, "seeds": seeds, "top_k": top_k, "winner": best_label,
                                "verdict": verdict, "rows": [asdict(r) for r in rows],
-                               "dir": f"{exp.path}/{stage}"}
+                               "dir": f"{exp.path}/{stage}", "wall_time_sec": round(time.time() - started, 1)}
     if log is not None:
-        summary["confirmation"]["race"] = {"alpha": spec.alpha, "seed_cap": len(seeds), "rounds": log,
-                                           "runs": sum(len(r["ran"]) for r in log),
+        summary["confirmation"]["race"] = {**log, "alpha": spec.alpha, "spread": spec.spread, "seed_cap": len(seeds),
+                                           "runs": sum(len(r["ran"]) for r in log["rounds"]),
                                            "runs_fixed": len(cands) * len(seeds)}
     summary["best"] = brief(chosen)
     summary["best_config"] = write_best_config(exp, chosen, note)

@@ -12,10 +12,18 @@ probability <= alpha at ANY n (Ville's inequality), i.e. for all n at once
 
     |mean_n - mu| < sqrt((V_n + rho) * log((V_n + rho) / (rho * alpha**2))) / n.
 
-The scale sigma is the seed-to-seed spread of the paired difference: it is plugged in from the
-differences seen so far (pooled over the candidates, each about its own mean), floored at a
-fraction of the base value, and no decision is taken before `min_seeds` seeds. The plug-in makes
-the guarantee approximate; benchmarks/confirmation.py measures the error rate by simulation.
+The mixing scale rho is fixed before the data as sigma**2 / 4 (RHO_FACTOR), which makes the
+radius smallest around n = 1-3, the seed counts a confirmation decides at; any rho chosen in
+advance keeps the guarantee.
+
+The scale sigma is the seed-to-seed spread of the paired difference. With a declared spread
+(measured once on the problem) it is known in advance and the guarantee is exact for
+differences that are sigma-sub-Gaussian; decisions may then come from the first seed. The
+spread seen so far (pooled over the pairs, each about its own mean) can only widen it: the
+radius grows with sigma, so every decision taken with the larger sigma is one the declared
+sigma's sequence takes too. Without a declared spread sigma is that plug-in, floored at a
+fraction of the base value, and no decision is taken before 2 seeds; the plug-in makes the
+guarantee approximate, and benchmarks/confirmation.py measures the error rate by simulation.
 """
 
 from __future__ import annotations
@@ -27,14 +35,17 @@ from typing import Literal, Optional
 Decision = Literal["better", "worse", "undecided"]
 
 
+RHO_FACTOR = 0.25  # rho = sigma**2 / 4: the narrowest radius at n = 1-3 (at n = 1: 3.08 sigma, 3.66 at rho = sigma**2)
+
+
 def cs_radius(n: int, sigma: float, alpha: float, rho: Optional[float] = None) -> float:
     """Half-width of the two-sided normal-mixture confidence sequence for a mean after n
-    observations (Howard et al. 2021, eq. 3.7); rho defaults to sigma**2 (tuned for n near 1-5)."""
+    observations (Howard et al. 2021, eq. 3.7); rho defaults to RHO_FACTOR * sigma**2."""
     if n < 1:
         return math.inf
     if sigma <= 0:
         return 0.0
-    rho = sigma * sigma if rho is None else rho
+    rho = RHO_FACTOR * sigma * sigma if rho is None else rho
     v = sigma * sigma * n
     return math.sqrt((v + rho) * math.log((v + rho) / (rho * alpha * alpha))) / n
 
@@ -68,8 +79,10 @@ def compare(diffs: list[float], sigma: float, alpha: float, mode: str, min_seeds
 
 
 def race_sigma(diffs: dict[str, list[float]], base_mean: float, floor: float) -> float:
-    """The plug-in sigma: the pooled spread of every candidate's paired differences, at least
-    `floor` times |base mean| (so that one lucky agreement of two seeds cannot decide alone)."""
+    """The sigma of the decisions: the pooled spread of the paired differences so far, at least
+    `floor` times |base mean| (the declared spread, or a floor so that one lucky agreement of two
+    seeds cannot decide alone); nan while neither is known."""
     s = pooled_sigma(list(diffs.values()))
-    low = floor * abs(base_mean) if math.isfinite(base_mean) else 0.0
-    return max(s, low) if math.isfinite(s) else math.nan
+    low = floor * abs(base_mean) if math.isfinite(base_mean) else math.nan
+    known = [x for x in (s, low) if math.isfinite(x)]
+    return max(known) if known else math.nan

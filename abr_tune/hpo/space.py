@@ -20,7 +20,9 @@ Schema (every field optional except `params`; unknown fields are errors):
     search: {sampler: tpe, seed: 0, n_startup_trials: 4, points_to_evaluate: [base],
              multivariate: false, group: false, constant_liar: false}   # TPE options
     resources: {cpus_per_trial: 1, gpus_per_trial: 0}   # fractions allowed
-    confirm: {top_k: 2, seeds: 3}     # re-run the top 2 and the base over 3 seeds (default top_k 0: off)
+    confirm: {top_k: 2, seeds: 3}     # re-run the top 2 and the base over 3 seeds (default top_k 0: off),
+                                      # raced (race: true, alpha: 0.05; spread: the paired seed spread
+                                      # ÷ the base value if measured, to decide from seed 1)
     params:                           # dotted config key -> distribution
       optim.lr: {dist: loguniform, low: 1.0e-4, high: 3.0e-3}
       loss.stft_weight: {dist: uniform, low: 0.0, high: 0.5}
@@ -93,8 +95,9 @@ class ResourcesSpec:
 class ConfirmSpec:
     top_k: int = 0  # after the search, re-run the top K configurations and the base over seeds (0 = off)
     seeds: int = 3  # training seeds per configuration (data, split and validation draw stay fixed); the cap when racing
-    race: bool = False  # seed by seed, stopping each comparison once decided (hpo/race.py); false: every seed for all
+    race: bool = True  # a few runs at a time, each comparison stopped once decided (hpo/race.py); false: all seeds
     alpha: float = 0.05  # the racing decisions' error rate (anytime-valid, under optional stopping)
+    spread: Optional[float] = None  # paired seed-to-seed spread ÷ the base value, measured once: decides from seed 1
 
 
 @dataclass

@@ -165,6 +165,8 @@ def check_settings(space: SearchSpace) -> None:
         (2 <= space.confirm.seeds <= 20, f"confirm.seeds must be in [2, 20] (an interval needs 2), "
                                          f"got {space.confirm.seeds}"),
         (0 < space.confirm.alpha < 0.5, f"confirm.alpha must be in (0, 0.5), got {space.confirm.alpha}"),
+        (space.confirm.spread is None or 0 < space.confirm.spread < 1,
+         f"confirm.spread (the paired seed spread ÷ the base value) must be in (0, 1), got {space.confirm.spread}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -36,9 +36,10 @@ def _race_blocks(confirmation: dict[str, Any]) -> list[tuple[str, Any]]:
     if not race:
         return []
     notes = [f"`{r['label']}`: {r['race_note']}" for r in confirmation["rows"] if r.get("race_note")]
-    return [("p", f"Raced seed by seed ({race['runs']} runs instead of {race['runs_fixed']}), each comparison "
+    return [("p", f"Raced ({race['runs']} runs instead of {race['runs_fixed']}): each paired comparison "
                   f"stopped once its anytime-valid confidence sequence (Robbins' normal mixture, alpha "
-                  f"{race['alpha']}) excluded 0, at most {race['seed_cap']} seeds. " + " ".join(notes))]
+                  f"{race['alpha']}) excluded 0, a configuration decided worse than another dropped, at most "
+                  f"{race['seed_cap']} seeds. " + " ".join(notes))]
 
 
 def _row(r: dict[str, Any]) -> list[str]:
