@@ -215,8 +215,9 @@ def heldout_metrics(generated_uv: np.ndarray, real: Recordings, train: Recording
     r_oracle, n_r_oracle = median_waveform_r(train, real, conditions)
     src, tgt = matched_rows(train, real, seed)
     oracle_set, real_matched = train.subset(src), real.subset(tgt)
-    slopes_gen, slopes_real, slopes_oracle, slopes_one = (level_slopes(x, conditions, sample_rate_hz, profile)
-                                                          for x in (pooled, real, train, gen))
+    slopes_gen, slopes_real, slopes_oracle = (level_slopes(x, conditions, sample_rate_hz, profile)
+                                              for x in (pooled, real, train))
+    slopes_one = level_slopes(gen, conditions, sample_rate_hz, profile) if pooled is not gen else slopes_gen
     threshold_error, n_groups = threshold_error_db(pooled, real, sample_rate_hz, profile)
     threshold_one = threshold_error_db(gen, real, sample_rate_hz, profile)[0] if pooled is not gen else threshold_error
     return {
