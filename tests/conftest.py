@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -80,10 +81,21 @@ def assert_user_error(proc, fragment: str) -> None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and that Ray will not take itself.
+
+    Not the kernel's pick (bind to port 0): that comes from the ephemeral range, where Ray's own
+    services take their random ports while it starts, so the port a test hands Ray for its
+    dashboard could be taken by Ray's GCS or an agent a moment later. 20000-32767 lies between
+    Ray's worker ports (10002-19999) and Linux's ephemeral range (32768-60999).
+    """
+    for port in random.Random().sample(range(20000, 32768), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port in 20000-32767 on 127.0.0.1")
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any, Optional
 from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
 from ..paths import unwritable
-from .grow import with_warm_start
 from .layout import DATA_FILE, SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
 from .lock import lock_experiment, release_experiment
 from .space import SearchSpace
@@ -22,6 +21,7 @@ from .space_file import check_settings, load_space, refuse_searched, with_metric
 from .study import study_name
 from .summary import resumed_stage
 from .trial_base import trial_base
+from .warm_start import with_warm_start
 
 # --smoke-test: a tiny model on a tiny dataset, so a whole search takes seconds per trial.
 SMOKE_OVERRIDES = {
@@ -164,7 +164,7 @@ def plan_resume(args: argparse.Namespace) -> Experiment:
 
 def plan_extend(args: argparse.Namespace) -> Experiment:
     """The finished experiment in --extend DIR with --num-samples more trials (default: as many
-    as it has); its space.yaml is rewritten with the new total just before Ray starts (`grow`)."""
+    as it has); its space.yaml is rewritten with the new total just before Ray starts (`search.extend_space`)."""
     path = _restorable(args.extend)
     _refuse(args, SHAPING, f"cannot change the space of a search being extended (its settings are in "
                            f"{path / SPACE_FILE}); start a new search with --space (and --warm-start {path})")

@@ -10,7 +10,7 @@ search_gen_state-*.json, and `Tuner.restore` takes neither. `ExperimentSearchGen
 Tune's `set_state` the saved state with those rewritten (`restored_state`): no private attribute is
 touched, but the state's keys (`total_samples`, `finished`, `experiment`) are Tune's, undocumented;
 checked against Ray 2.52.0 and 2.60.0. tests/test_searcher.py fails when Tune's generator saves other
-keys, and tests/test_search_resume.py (a copied and a moved experiment) and tests/test_search_grow.py
+keys, and tests/test_search_resume.py (a copied and a moved experiment) and tests/test_search_extend.py
 (`--extend`) when a restore stops honouring them.
 """
 
