@@ -34,11 +34,13 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def table(rows: Sequence[Sequence[str]], rule: bool = True, trim: bool = True) -> list[str]:
-    """The lines of a text table: the first row is the head, each column left-aligned to its widest cell, two
-    spaces between columns. `trim` drops trailing spaces; `rule` puts a dashed line as long as the head under it."""
+def table(rows: Sequence[Sequence[str]], rule: bool = True, trim: bool = True, right: bool = False) -> list[str]:
+    """The lines of a text table: the first row is the head, each column left-aligned (`right`: right-aligned, for
+    columns of numbers) to its widest cell, two spaces between columns. `trim` drops trailing spaces; `rule` puts a
+    dashed line as long as the head under it."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    pad = str.rjust if right else str.ljust
+    lines = ["  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines = [line.rstrip() for line in lines] if trim else lines
     if rule:
         lines.insert(1, "-" * len(lines[0]))

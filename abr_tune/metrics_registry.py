@@ -6,8 +6,9 @@ epoch, `fidelity/metrics.py:sample_metrics` on sampling epochs).
 A metric named `sample/...` is measured on sampling epochs only (trainer.sample_every_epochs, the last
 epoch, and ASHA's rungs when one is the primary metric: `hpo.space.SearchSpace.sample_epochs`), the
 others every epoch. The wave metrics are named after the species profile's primary wave
-(`wave_metric`: sample/wave_v_* for human, sample/wave_i_* for mouse); a search optimises the human
-names listed here.
+(`wave_metric`: sample/wave_v_* for human, sample/wave_i_* for mouse): `registry(primary)` is the table
+a run of that profile reports (`physiology/profiles.py` holds each species' `primary`); `REGISTRY` and the
+names below it are the human profile's, which a search optimises.
 """
 
 from __future__ import annotations
@@ -46,25 +47,39 @@ def sampled(metric: str) -> bool:
     return metric.startswith(SAMPLE_PREFIX)
 
 
-# In the order of a trial's history and of the metrics a search lists to its user.
-REGISTRY: dict[str, Metric] = {m.name: m for m in (
-    Metric("epoch", history=True),
-    Metric("val/mse_v", "min", history=True),
-    Metric("epoch/train_loss_avg", "min", history=True),
-    Metric("train/lr", history=True),
-    Metric("epoch/time_sec", history=True),
-    Metric("sample/corr", "max", -1.0, 1.0, history=True),
-    Metric("sample/mse_uv", "min", history=True),
-    # Undefined when the samples show nothing to measure: with no wave V found in any sample there is no
-    # latency error. A sampling epoch counts it as the worst value (inf), so such a trial is a point (and TPE
-    # learns where wave V goes missing) instead of a failed trial; JSON files hold it as null.
-    Metric(wave_metric("V", "latency_mae_ms"), "min", history=True, worst_when_undefined=True),
-    Metric(wave_metric("V", "missed_frac"), "min", 0.0, 1.0, history=True),
-    Metric("sample/detection_acc", "max", 0.0, 1.0),
-    Metric("sample/spectral_distance_db", "min"),
-    Metric("sample/c2st_acc", "min", 0.0, 1.0),
-    Metric("diverged", history=True),  # 1.0 on the epoch a run stopped at a non-finite loss
-)}
+HUMAN_PRIMARY = "V"  # physiology.profiles.HUMAN.primary (this module imports nothing of the package)
+
+
+def registry(primary: str = HUMAN_PRIMARY) -> dict[str, Metric]:
+    """Every metric a run whose profile's primary wave is `primary` reports, in the order of a trial's history
+    and of the metrics a search lists to its user: the wave metrics are that wave's, no other wave's."""
+    return {m.name: m for m in (
+        Metric("epoch", history=True),
+        Metric("val/mse_v", "min", history=True),
+        Metric("epoch/train_loss_avg", "min", history=True),
+        Metric("train/lr", history=True),
+        Metric("epoch/time_sec", history=True),
+        Metric("sample/corr", "max", -1.0, 1.0, history=True),
+        Metric("sample/mse_uv", "min", history=True),
+        # Undefined when the samples show nothing to measure: with the primary wave found in no sample there is
+        # no latency error. A sampling epoch counts it as the worst value (inf), so such a trial is a point (and
+        # TPE learns where the wave goes missing) instead of a failed trial; JSON files hold it as null.
+        Metric(wave_metric(primary, "latency_mae_ms"), "min", history=True, worst_when_undefined=True),
+        Metric(sampled_marker(primary), "min", 0.0, 1.0, history=True),
+        Metric("sample/detection_acc", "max", 0.0, 1.0),
+        Metric("sample/spectral_distance_db", "min"),
+        Metric("sample/c2st_acc", "min", 0.0, 1.0),
+        Metric("diverged", history=True),  # 1.0 on the epoch a run stopped at a non-finite loss
+    )}
+
+
+def sampled_marker(primary: str = HUMAN_PRIMARY) -> str:
+    """The metric a run of that primary wave reports, finite, on every sampling epoch and on no other: its
+    presence in an epoch's results says the epoch sampled."""
+    return wave_metric(primary, "missed_frac")
+
+
+REGISTRY: dict[str, Metric] = registry()
 
 # Metrics a search can optimise, with the direction each improves in, and the values each can take.
 METRIC_MODES: dict[str, str] = {m.name: m.mode for m in REGISTRY.values() if m.mode is not None}
@@ -72,4 +87,4 @@ METRICS = tuple(METRIC_MODES)
 METRIC_RANGES: dict[str, tuple[float, float]] = {n: (REGISTRY[n].low, REGISTRY[n].high) for n in METRICS}
 HISTORY_KEYS = tuple(m.name for m in REGISTRY.values() if m.history)
 WORST_WHEN_UNDEFINED = tuple(m.name for m in REGISTRY.values() if m.worst_when_undefined)
-SAMPLED = wave_metric("V", "missed_frac")  # reported, finite, on every sampling epoch
+SAMPLED = sampled_marker()  # reported, finite, on every sampling epoch of a human-profile run

@@ -24,6 +24,7 @@ from .hpo.layout import BEST_CONFIG_FILE, RETRAIN_DIR, SPACE_FILE, SUMMARY_FILE,
 from .hpo.lock import lock_experiment
 from .hpo.space_file import load_space
 from .hpo.transfer import format_transfer, rank_agreement, top_entries, train_config, transfer_rows
+from .metrics_registry import HUMAN_PRIMARY, wave_metric
 from .paths import unwritable
 
 RESULT_FILE = "retrain_result.json"
@@ -132,7 +133,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 130 if trained["status"] == "interrupted" else 1
     result = {
         "experiment": search["experiment_dir"], "metric": search["metric"], "search_best": search["best"],
-        "search_max_epochs": search.get("max_epochs"), "retrain": _brief(trained),
+        "search_max_epochs": search.get("max_epochs"), "primary_wave": cfg.profile.primary, "retrain": _brief(trained),
         "test": evaluate_checkpoint(trained["best_checkpoint"], split="test"),
         "search_checkpoint_test": _test_of(search["best"], evaluate_checkpoint),
     }
@@ -207,12 +208,14 @@ def _test_of(best: Optional[dict[str, Any]], evaluate: Any) -> Optional[dict[str
 
 
 def comparison(result: dict[str, Any]) -> str:
-    """A small table: search checkpoint vs re-trained model on val and test."""
+    """A small table: search checkpoint vs re-trained model on val and test; the latency row is the species'
+    primary wave's (the one its runs report)."""
     search, retrain, test = result["search_best"] or {}, result["retrain"], result["test"]
     before = result["search_checkpoint_test"] or {}
     rows = [("", f"search best ({result['search_max_epochs']} ep max)", f"re-trained ({retrain['epochs_run']} ep)"),
             ("val/mse_v", _fmt(search.get("best_value")), _fmt(retrain["best_val_mse_v"]))]
-    for key in ("test/mse_v", "sample/corr", "sample/mse_uv", "sample/wave_v_latency_mae_ms"):
+    latency = wave_metric(result.get("primary_wave", HUMAN_PRIMARY), "latency_mae_ms")
+    for key in ("test/mse_v", "sample/corr", "sample/mse_uv", latency):
         rows.append((key, _fmt(before.get(key)), _fmt(test.get(key))))
     return "\n".join(table(rows, rule=False, trim=False))
 

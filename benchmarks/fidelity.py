@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from abr_tune.fidelity.evaluation import EvalOptions, evaluate  # noqa: E402
-from abr_tune.formatting import json_safe  # noqa: E402
+from abr_tune.formatting import json_safe, table  # noqa: E402
 from benchmarks.common import train_for  # noqa: E402
 
 # Targets on the synthetic test split: (metric, comparison, value). Pearson r is taken against the
@@ -44,23 +44,21 @@ def reached(value, op: str, target: float) -> bool:
     return value is not None and math.isfinite(value) and (value <= target if op == "<=" else value >= target)
 
 
-def table(report: dict) -> str:
+def metrics_table(report: dict) -> str:
     rows = [("CFG", *SHOWN)]
     for scale, m in report["by_cfg_scale"].items():
         rows.append((scale, *(_fmt(m[k]) for k in SHOWN)))
     rows.append(("oracle", *(_fmt(report["oracle"][k]) for k in SHOWN)))
     if report.get("ideal"):
         rows.append(("ideal", *(_fmt(report["ideal"][k]) for k in SHOWN)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(table(rows, rule=False, right=True))
 
 
 def relative_table(report: dict) -> str:
     relative = report["relative_to_oracle"]
     keys = list(next(iter(relative.values()), {}))
     rows = [("CFG", *keys)] + [(scale, *(_fmt(m[k]) for k in keys)) for scale, m in relative.items()]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(table(rows, rule=False, right=True))
 
 
 def _fmt(value) -> str:
@@ -97,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary is not None:
         print(f"\ntrained {summary['epochs_run']} epochs in {summary['train_seconds'] / 60:.1f} min "
               f"({summary['status']}), best val/mse_v {summary['best_val_mse_v']:.4f} at epoch {summary['best_epoch']}")
-    print(table(report))
+    print(metrics_table(report))
     print("relative to the oracle (generated ÷ oracle):")
     print(relative_table(report))
     ideal = report.get("ideal") or {}

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from abr_tune.data import prepare_splits  # noqa: E402
 from abr_tune.errors import UserError  # noqa: E402
 from abr_tune.fidelity.heldout import Recordings, heldout_metrics  # noqa: E402
-from abr_tune.formatting import json_safe  # noqa: E402
+from abr_tune.formatting import json_safe, table  # noqa: E402
 from abr_tune.model import Generator  # noqa: E402
 from abr_tune.model.generator import series_noise  # noqa: E402
 from benchmarks.common import train_for  # noqa: E402
@@ -104,11 +104,10 @@ def sampled_epochs(history: list[dict]) -> list[dict]:
     return [{k: h.get(k) for k in keys} for h in history if "sample/c2st_acc" in h]
 
 
-def table(rows: dict[str, dict]) -> str:
+def scale_table(rows: dict[str, dict]) -> str:
     keys = (*KEYS[:7], *ORACLES.values())
     lines = [("CFG", *keys)] + [(s, *(_fmt(m[k]) for k in keys)) for s, m in rows.items()]
-    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
+    return "\n".join(table(lines, rule=False, right=True))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "generated.npz", **waveforms)  # one row per held-out recording of the test split, in its order
     (out / "real_data.json").write_text(json.dumps(json_safe(result), indent=2) + "\n")
-    print(table(by_scale))
+    print(scale_table(by_scale))
     for k in KEYS[7:]:
         print(f"{k}: {result[k]}")
     print("targets reached: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in result["targets"].items()))

@@ -20,6 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python benchmarks/run.py`: make `benchmarks` and `abr_tune` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from abr_tune.formatting import table  # noqa: E402
 from benchmarks.common import Figure, machine  # noqa: E402
 
 SECTIONS = {  # name -> module: the figures' order
@@ -46,10 +47,7 @@ def format_table(figures: list[Figure]) -> str:
         value = "-" if f.value is None else f"{f.value:.3g} {f.unit}".strip()
         result = {True: "PASS", False: "FAIL", None: "-"}[f.passed]
         rows.append((f.section, f.name, value, f.target, result))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(table(rows))
 
 
 def main(argv: list[str] | None = None) -> int:

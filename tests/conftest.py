@@ -135,6 +135,35 @@ def run_search(tmp_path: Path, space: dict, *flags: str, name: str = "exp",
     return tmp_path / "runs" / name, proc
 
 
+# The one finished search the report tests read (tests/test_report.py, tests/test_pareto_report.py): five fixed
+# trials of the tiny model, 2 epochs each, no trial stopped early (grace_period = max_t), three objectives and a
+# constraint on the correlation. The tiny model's sample/corr: about 0.013 at lr 3e-4, 0.016 to 0.020 above.
+REPORT_OBJECTIVES = ["val/mse_v", "sample/corr", "sample/detection_acc"]
+REPORT_CONSTRAINT = "sample/corr >= 0.015"
+REPORT_DIVERGING_LR = 1.0
+
+
+@pytest.fixture(scope="session")
+def report_experiment(tmp_path_factory) -> tuple[Path, str]:
+    """(experiment dir, the search's stdout) of the search the report tests share, run once per test session.
+    Read it; a test that writes into an experiment copies it into its tmp_path first."""
+    tmp = tmp_path_factory.mktemp("report_search")
+    space = {
+        "base": search_base(tmp, sample_every_epochs=2), "metrics": REPORT_OBJECTIVES,
+        "constraints": [REPORT_CONSTRAINT], "num_samples": 5, "max_concurrent": 2,
+        "scheduler": {"max_t": 2, "grace_period": 2, "reduction_factor": 2},
+        "search": {"seed": 0, "points_to_evaluate": [  # every trial fixed: no luck involved
+            "base", {"optim.lr": 3e-4, "advanced.cfg_dropout_prob": 0.0},
+            {"optim.lr": 5e-3, "advanced.cfg_dropout_prob": 0.3},
+            {"optim.lr": 1e-3, "advanced.cfg_dropout_prob": 0.2},
+            {"optim.lr": REPORT_DIVERGING_LR, "advanced.cfg_dropout_prob": 0.1}]},  # diverges in its first epoch
+        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-5, "high": 1.0},
+                   "advanced.cfg_dropout_prob": {"dist": "uniform", "low": 0.0, "high": 0.3}},
+    }
+    exp, proc = run_search(tmp, space, timeout=300)
+    return exp, proc.stdout
+
+
 def small_npz(path: Path, nan_row: int | None = None) -> Path:
     """A 48-recording .npz of 12 patients (noise, one condition); `nan_row` puts a NaN in that recording."""
     import numpy as np

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import mouse_like
 import pytest
 
 from abr_tune.data import simulate
@@ -18,9 +19,12 @@ from abr_tune.metrics_registry import (
     REGISTRY,
     SAMPLED,
     WORST_WHEN_UNDEFINED,
+    registry,
     sampled,
+    sampled_marker,
     wave_metric,
 )
+from abr_tune.physiology.profiles import HUMAN, MOUSE, PROFILES
 
 FS = 20000.0
 
@@ -31,6 +35,33 @@ def test_every_sample_metric_the_trainer_reports_is_registered_and_measured_on_s
     assert reported - set(REGISTRY) == set()
     assert all(REGISTRY[name].sampled for name in reported)
     assert not sampled("val/mse_v") and not REGISTRY["epoch/train_loss_avg"].sampled
+
+
+@pytest.mark.parametrize("species", sorted(PROFILES))
+def test_a_species_registry_lists_exactly_the_sample_metrics_its_runs_report(species):
+    """A mouse run names its wave metrics after wave I: its registry holds no wave V metric it never reports."""
+    profile = PROFILES[species]
+    if species == "mouse":
+        series = mouse_like.level_series(4, seed=2)
+        signals, latency, fs = series.signals, series.wave_i_ms, mouse_like.FS
+    else:
+        sim = simulate(12, 4, seed=5)
+        signals, latency, fs = sim.signals, sim.v_latency_ms, FS
+    reported = set(sample_metrics(signals, signals, latency, fs, profile=profile))
+    reported.add("sample/c2st_acc")  # the trainer's validation adds it beside sample_metrics' own
+    listed = registry(profile.primary)
+    assert {name for name, m in listed.items() if m.sampled} == reported
+    assert sampled_marker(profile.primary) in reported
+    assert [m.name for m in listed.values() if m.worst_when_undefined] == [wave_metric(profile.primary,
+                                                                                      "latency_mae_ms")]
+
+
+def test_the_mouse_registry_names_wave_i_where_the_human_one_names_wave_v():
+    mouse, human = registry(MOUSE.primary), registry(HUMAN.primary)
+    assert not [name for name in mouse if "wave_v" in name] and not [name for name in human if "wave_i_" in name]
+    assert sampled_marker(MOUSE.primary) == "sample/wave_i_missed_frac" and sampled_marker() == SAMPLED
+    assert list(mouse) == [name.replace("wave_v_", "wave_i_") for name in human]  # same rows, same order
+    assert human == REGISTRY  # the module's constants are the human profile's
 
 
 def test_wave_metrics_are_named_after_the_primary_wave():

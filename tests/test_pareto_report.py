@@ -1,9 +1,10 @@
 """The report of a real search with several objectives: the Pareto section and figure, importance
 per objective, the sampling noise of the sample metrics.
 
-One search runs per module through the CLI: 4 fixed trials of the conftest tiny model, 2 epochs
-each (no trial stopped early, so every trial is a point), objectives val/mse_v, sample/corr and
-sample/detection_acc, and a constraint on the correlation.
+The search is the one the report tests share (tests/conftest.py, `report_experiment`, run once per session):
+5 fixed trials of the conftest tiny model, 2 epochs each (no trial stopped early; the one at lr = 1 diverges,
+so 4 points), objectives val/mse_v, sample/corr and sample/detection_acc, and a constraint on the correlation.
+The report read here is the one the search wrote; a test that changes the experiment works on a copy.
 """
 
 from __future__ import annotations
@@ -17,37 +18,29 @@ from itertools import dropwhile, takewhile
 from pathlib import Path
 
 import pytest
-from conftest import run_search, search_base
+from conftest import REPORT_CONSTRAINT, REPORT_OBJECTIVES
 
 from abr_tune.hpo.report.pareto_figure import pareto_figure
 from abr_tune.report import INDEX_HTML, REPORT_DIR, SUMMARY_MD, write_report
 
-OBJECTIVES = ["val/mse_v", "sample/corr", "sample/detection_acc"]
+OBJECTIVES = REPORT_OBJECTIVES
 MODES = {"val/mse_v": "min", "sample/corr": "max", "sample/detection_acc": "max"}
-CONSTRAINT = "sample/corr >= 0.015"  # the tiny model: about 0.014 at lr 3e-4, 0.016 to 0.018 above
+CONSTRAINT = REPORT_CONSTRAINT
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+POINTS = 4  # the trials that ran to max_t with every objective finite
 
 
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> tuple[Path, str]:
-    tmp = tmp_path_factory.mktemp("pareto")
-    space = {
-        "base": search_base(tmp, sample_every_epochs=2), "metrics": OBJECTIVES, "constraints": [CONSTRAINT],
-        "num_samples": 4, "max_concurrent": 2,
-        "scheduler": {"max_t": 2, "grace_period": 2, "reduction_factor": 2},
-        "search": {"seed": 0, "points_to_evaluate": [  # every trial fixed: no luck involved
-            "base", {"optim.lr": 3e-4, "advanced.cfg_dropout_prob": 0.0},
-            {"optim.lr": 5e-3, "advanced.cfg_dropout_prob": 0.3},
-            {"optim.lr": 1e-3, "advanced.cfg_dropout_prob": 0.2}]},
-        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2},
-                   "advanced.cfg_dropout_prob": {"dist": "uniform", "low": 0.0, "high": 0.3}},
-    }
-    exp, proc = run_search(tmp, space, timeout=200)
-    return exp, proc.stdout
+@pytest.fixture
+def experiment(report_experiment) -> tuple[Path, str]:
+    return report_experiment
 
 
 def _summary(exp: Path) -> dict:
     return json.loads((exp / "search_summary.json").read_text())
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _section(md: str, title: str) -> str:
@@ -84,8 +77,8 @@ def test_the_front_is_non_dominated_and_the_constraints_exclude_the_right_trials
     pareto = summary["pareto"]
     assert [o["name"] for o in pareto["objectives"]] == OBJECTIVES and pareto["constraints"] == [CONSTRAINT]
     points = {t["trial_id"]: t["objectives"] for t in summary["trials"]
-              if not t["stopped_early"] and all(math.isfinite(t["objectives"].get(n, math.nan)) for n in OBJECTIVES)}
-    assert len(points) == 4 and {r["label"] for r in pareto["rows"]} == set(points)  # every trial a point
+              if not t["stopped_early"] and all(_finite(t["objectives"].get(n)) for n in OBJECTIVES)}
+    assert len(points) == POINTS and {r["label"] for r in pareto["rows"]} == set(points)  # every such trial a point
     feasible = {label for label, values in points.items() if _meets(values, CONSTRAINT)}
     for row in pareto["rows"]:
         assert row["feasible"] == _meets(row["values"], CONSTRAINT), row
@@ -111,7 +104,7 @@ def test_the_report_has_the_pareto_section_with_exactly_the_front(experiment):
     assert [r["trial"].split("`")[1] for r in rows if r["on front"] == "yes"] == pareto["front"]
     assert all(r["feasible"] == ("yes" if r["trial"].split("`")[1] not in pareto["infeasible"] else "**no**")
                for r in rows)
-    assert f"Constraints `{CONSTRAINT}` excluded {len(pareto['infeasible'])} of 4 points" in section
+    assert f"Constraints `{CONSTRAINT}` excluded {len(pareto['infeasible'])} of {POINTS} points" in section
     assert "the search's trials" in section and pareto["rule"] in section
     assert "![Pareto front](pareto_front.png)" in section and "<h2>Pareto front</h2>" in page
     outcome = _section(md, "Outcome")
@@ -176,9 +169,10 @@ def test_no_point_meeting_the_constraints_is_said_plainly(experiment, tmp_path):
     out = write_report(copy, conditions=0, log=lambda _: None)
     md = (out / SUMMARY_MD).read_text()
     outcome = _section(md, "Outcome").splitlines()
-    assert outcome[2].startswith(f"- **No point meets the constraints** (`{CONSTRAINT}`): all 4 ")
+    assert outcome[2].startswith(f"- **No point meets the constraints** (`{CONSTRAINT}`): all {POINTS} ")
     section = _section(md, "Pareto front")
-    assert "**No default best: no point meets the constraints**" in section and "excluded 4 of 4 points" in section
+    assert "**No default best: no point meets the constraints**" in section
+    assert f"excluded {POINTS} of {POINTS} points" in section
     assert all(r["on front"] == "" and r["feasible"] == "**no**" for r in _table(section))
     assert (out / "pareto_front.png").read_bytes()[:8] == PNG_MAGIC
     assert "> **Skipped:** sampling skipped (--conditions 0)" in _section(md, "Sampling noise of the sample metrics")

@@ -1,7 +1,9 @@
 """The search report on a real, tiny finished search.
 
-One search runs per module through the CLI: 4 fixed trials of the conftest tiny model (the
-base config, one that diverges, one that hardly learns, one more), ASHA with rungs at epochs 1 and 2.
+The search is the one the report tests share (tests/conftest.py, `report_experiment`, run once per session):
+5 fixed trials of the conftest tiny model, one that diverges (lr = 1), one that hardly learns, three
+objectives and a constraint, ASHA with its one rung at max_t = 2. Tests that write a report write it into
+a copy.
 """
 
 from __future__ import annotations
@@ -15,31 +17,24 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import optuna
 import pytest
-from conftest import assert_user_error, run_cli, run_search, search_base
+from conftest import REPORT_DIVERGING_LR, assert_user_error, run_cli
 
 from abr_tune.hpo.report.figures import asha_rungs
 from abr_tune.hpo.report.importance import study_importance
 from abr_tune.hpo.space_file import parse_space
 from abr_tune.report import INDEX_HTML, REPORT_DIR, SUMMARY_MD, main, write_report
 
-FIGURES = ("learning_curves.png", "params_vs_metric.png", "param_importance.png", "best_trial_samples.png")
+FIGURES = ("learning_curves.png", "params_vs_metric.png", "param_importance.png", "pareto_front.png",
+           "best_trial_samples.png")
 DATA_URI = 'src="data:image/png;base64,'
 
 
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> Path:
-    """A finished search: lr and stft_weight searched, one trial diverges (lr = 1), one hardly learns."""
-    tmp = tmp_path_factory.mktemp("search")
-    space = {
-        "base": search_base(tmp, sample_every_epochs=3), "num_samples": 4, "max_concurrent": 2,
-        "scheduler": {"max_t": 3, "grace_period": 1, "reduction_factor": 2},
-        "search": {"seed": 0, "n_startup_trials": 5, "points_to_evaluate": [  # every trial fixed: no luck involved
-            "base", {"optim.lr": 1.0, "loss.stft_weight": 0.1},
-            {"optim.lr": 5e-3, "loss.stft_weight": 0.05}, {"optim.lr": 1e-5, "loss.stft_weight": 0.25}]},
-        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-5, "high": 1.0},
-                   "loss.stft_weight": {"dist": "uniform", "low": 0.0, "high": 0.3}},
-    }
-    return run_search(tmp, space, timeout=170)[0]
+@pytest.fixture
+def experiment(report_experiment, tmp_path) -> Path:
+    """A copy of the shared search without its report (the summary's absolute paths point to the original)."""
+    copy = tmp_path / "moved"
+    shutil.copytree(report_experiment[0], copy, ignore=shutil.ignore_patterns(REPORT_DIR))
+    return copy
 
 
 def _image_sources(page: str) -> list[str]:
@@ -72,40 +67,45 @@ def test_report_command_writes_every_promised_file(experiment):
     summary = json.loads((experiment / "search_summary.json").read_text())
     best = summary["best"]
     assert f"**Best trial `{best['trial_id']}`**" in md
-    assert "Trials: 4 run of 4:" in md and "1 diverged" in md  # the lr = 1 trial
+    diverged = [t for t in summary["trials"] if t["status"].startswith("diverged")]
+    assert [t["params"]["optim.lr"] for t in diverged] == [REPORT_DIVERGING_LR]
+    assert "Trials: 5 run of 5: 4 ran to max_t, 0 stopped early by ASHA, 1 diverged, 0 failed" in md
     assert f"python -m abr_tune.retrain --experiment {experiment}" in md
     assert "| `optim.lr` |" in md and "searched" in md  # the best config's diff against the base
-    assert "ASHA on epochs: max_t 3, grace_period 1, reduction_factor 2 (rungs at epoch 1, 2)" in md
+    assert "ASHA on epochs: max_t 2, grace_period 2, reduction_factor 2 (rungs at epoch 2)" in md
     assert "fANOVA" in md or "PED-ANOVA" in md
     for text in (md, page):  # every trial appears in the top table
         assert all(t["trial_id"] in text for t in summary["trials"])
+    assert f"Checkpoint: `{experiment}/" in md  # sampled from the moved copy's checkpoint
+    assert (out / "noise.json").is_file()
 
 
 @pytest.mark.timeout(120)
-def test_too_few_completed_trials_skip_importance_with_a_note(experiment, tmp_path, capsys):
-    """Two of four trials fail: two completed trials are too few for importance, not a crash."""
-    copy = tmp_path / "moved"  # a copied experiment: the summary's absolute paths point elsewhere
-    shutil.copytree(experiment, copy, ignore=shutil.ignore_patterns(REPORT_DIR))
+def test_too_few_completed_trials_skip_importance_with_a_note(experiment, capsys):
+    """All but two of the trials that completed fail: two are too few for importance, not a crash. No sampling
+    (the command's test above samples)."""
+    copy = experiment
     summary = json.loads((copy / "search_summary.json").read_text())
-    for t in summary["trials"][2:]:
+    completed = [t for t in summary["trials"] if t["status"] == "completed"]
+    for t in completed[2:]:
         t["status"] = "error: RuntimeError: worker died"
     (copy / "search_summary.json").write_text(json.dumps(summary))
-    with sqlite3.connect(copy / "optuna.db") as db:  # the study agrees: two trials with a finite value
-        db.execute("UPDATE trials SET state = 'FAIL' WHERE trial_id NOT IN (SELECT trial_id FROM trial_values "
-                   "WHERE value_type = 'FINITE' ORDER BY trial_id LIMIT 2)")
+    with sqlite3.connect(copy / "optuna.db") as db:  # the study agrees: two trials with finite values
+        db.execute("UPDATE trials SET state = 'FAIL' WHERE trial_id NOT IN (SELECT DISTINCT trial_id FROM "
+                   "trial_values WHERE value_type = 'FINITE' ORDER BY trial_id LIMIT 2)")
 
-    out = write_report(copy, conditions=2)
+    out = write_report(copy, conditions=0)
     console = capsys.readouterr().out
     assert "skipped param_importance.png: too few completed trials" in console
     assert not (out / "param_importance.png").exists()
     md, page = (out / SUMMARY_MD).read_text(), (out / INDEX_HTML).read_text()
-    note = "too few completed trials for parameter importance: 2 with a finite val/mse_v, at least 3 needed"
+    note = ("too few completed trials for parameter importance: 2 with a finite val/mse_v (the primary objective), "
+            "at least 3 needed")
     assert f"> **Skipped:** {note}" in md and note in page
-    assert page.count(DATA_URI) == len(FIGURES) - 1
+    assert page.count(DATA_URI) == len(FIGURES) - 2  # and no samples figure
+    assert "skipped best_trial_samples.png: sampling skipped (--conditions 0)" in console
     assert all((out / link).is_file() for link in _markdown_links(md))
-    assert "2 failed" in md
-    assert (out / "best_trial_samples.png").is_file()  # sampled from the moved copy's checkpoint
-    assert f"Checkpoint: `{copy}/" in md
+    assert f"{len(completed) - 2} failed" in md
 
 
 def test_a_param_with_one_value_skips_importance():

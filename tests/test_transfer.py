@@ -55,3 +55,16 @@ def test_rows_give_gains_against_the_base_at_both_lengths():
     assert rows[0]["full_vs_base_pct"] == pytest.approx(-6.0)
     text = format_transfer(rows, rank_agreement([0.5, 0.52], [0.47, 0.5]), "val/mse_v", 30)
     assert "30-epoch val/mse_v" in text and "-6.0%" in text and "needs 3 or more" in text
+
+
+@pytest.mark.parametrize("primary, shown, absent", [("I", "sample/wave_i_latency_mae_ms", "wave_v"),
+                                                    ("V", "sample/wave_v_latency_mae_ms", "wave_i")])
+def test_the_retrain_table_shows_the_latency_of_the_wave_the_species_reports(primary, shown, absent):
+    from abr_tune.retrain import comparison
+
+    test = {"test/mse_v": 0.4, "sample/corr": 0.5, "sample/mse_uv": 2.0, shown: 0.25}
+    result = {"search_best": {"best_value": 0.5}, "search_max_epochs": 3, "primary_wave": primary,
+              "retrain": {"epochs_run": 9, "best_val_mse_v": 0.45}, "test": test,
+              "search_checkpoint_test": {**test, shown: 0.3}}
+    rows = {line.split()[0]: line.split()[1:] for line in comparison(result).splitlines()[1:]}
+    assert rows[shown] == ["0.3", "0.25"] and not [name for name in rows if absent in name]
