@@ -14,6 +14,7 @@ names below it are the human profile's, which a search optimises.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -80,11 +81,59 @@ def sampled_marker(primary: str = HUMAN_PRIMARY) -> str:
 
 
 REGISTRY: dict[str, Metric] = registry()
+_WAVE = re.compile(re.escape(SAMPLE_PREFIX) + r"wave_([a-z0-9]+)_[a-z_]+")
+
+
+def metric_for(name: str) -> Optional[Metric]:
+    """The row of `name` for a run of any species: the human table's, or a wave metric of another primary wave
+    (sample/wave_i_latency_mae_ms is a mouse run's wave I latency error, the row of wave V's renamed)."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    wave = _WAVE.fullmatch(name)
+    return registry(wave.group(1).upper()).get(name) if wave else None
+
+
+def mode_of(name: str) -> Optional[str]:
+    """The direction `name` improves in when a search may optimise it (any species' wave metric), else None."""
+    metric = metric_for(name)
+    return metric.mode if metric is not None else None
+
+
+def range_of(name: str) -> Optional[tuple[float, float]]:
+    """The values an objective can take (a constraint's bound must lie inside), or None if it is no objective."""
+    metric = metric_for(name)
+    return (metric.low, metric.high) if metric is not None and metric.mode is not None else None
+
+
+def worst_when_undefined(name: str) -> bool:
+    metric = metric_for(name)
+    return metric is not None and metric.worst_when_undefined
+
+
+def in_history(name: str) -> bool:
+    metric = metric_for(name)
+    return metric is not None and metric.history
+
+
+def sampling_epoch(row: dict) -> bool:
+    """Whether an epoch's results come from a sampling epoch: its sampling marker (`sampled_marker` of whichever
+    primary wave the run scores) is reported and finite."""
+    return any(is_sampling_marker(k) and isinstance(v, (int, float)) and math.isfinite(v) for k, v in row.items())
+
+
+def is_sampling_marker(name: str) -> bool:
+    """Whether `name` is the sampling marker of some primary wave (sample/wave_<wave>_missed_frac)."""
+    wave = _WAVE.fullmatch(name)
+    return wave is not None and name == sampled_marker(wave.group(1))
+
+
+def wave_of(name: str) -> Optional[str]:
+    """The wave a wave metric scores ("V" for sample/wave_v_latency_mae_ms), else None."""
+    wave = _WAVE.fullmatch(name)
+    return wave.group(1).upper() if wave else None
 
 # Metrics a search can optimise, with the direction each improves in, and the values each can take.
 METRIC_MODES: dict[str, str] = {m.name: m.mode for m in REGISTRY.values() if m.mode is not None}
 METRICS = tuple(METRIC_MODES)
 METRIC_RANGES: dict[str, tuple[float, float]] = {n: (REGISTRY[n].low, REGISTRY[n].high) for n in METRICS}
-HISTORY_KEYS = tuple(m.name for m in REGISTRY.values() if m.history)
-WORST_WHEN_UNDEFINED = tuple(m.name for m in REGISTRY.values() if m.worst_when_undefined)
 SAMPLED = sampled_marker()  # reported, finite, on every sampling epoch of a human-profile run

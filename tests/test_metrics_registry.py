@@ -11,18 +11,21 @@ import pytest
 from abr_tune.data import simulate
 from abr_tune.errors import UserError
 from abr_tune.fidelity.metrics import sample_metrics
-from abr_tune.hpo.objectives import parse_constraint
+from abr_tune.hpo.objectives import objective_value, parse_constraint, shown, valued_epoch
+from abr_tune.hpo.space_file import parse_space
 from abr_tune.metrics_registry import (
-    HISTORY_KEYS,
     METRIC_MODES,
     METRIC_RANGES,
     REGISTRY,
     SAMPLED,
-    WORST_WHEN_UNDEFINED,
+    in_history,
+    mode_of,
+    range_of,
     registry,
     sampled,
     sampled_marker,
     wave_metric,
+    worst_when_undefined,
 )
 from abr_tune.physiology.profiles import HUMAN, MOUSE, PROFILES
 
@@ -68,14 +71,42 @@ def test_wave_metrics_are_named_after_the_primary_wave():
     assert wave_metric("V", "latency_mae_ms") == "sample/wave_v_latency_mae_ms"
     assert wave_metric("I", "missed_frac") == "sample/wave_i_missed_frac"
     assert SAMPLED == wave_metric("V", "missed_frac") and SAMPLED in REGISTRY
-    assert WORST_WHEN_UNDEFINED == (wave_metric("V", "latency_mae_ms"),)
+    assert [n for n in REGISTRY if worst_when_undefined(n)] == [wave_metric("V", "latency_mae_ms")]
 
 
 def test_objectives_ranges_and_history_come_from_the_registry():
     assert METRIC_MODES["sample/corr"] == "max" and METRIC_MODES["sample/c2st_acc"] == "min"
     assert METRIC_RANGES["sample/corr"] == (-1.0, 1.0) and METRIC_RANGES["val/mse_v"] == (0.0, math.inf)
-    assert "train/lr" not in METRIC_MODES and "train/lr" in HISTORY_KEYS  # history only, not an objective
-    assert "sample/c2st_acc" in METRIC_MODES and "sample/c2st_acc" not in HISTORY_KEYS
-    assert parse_constraint("sample/detection_acc >= 0.9", METRIC_RANGES).bound == 0.9
+    assert "train/lr" not in METRIC_MODES and in_history("train/lr")  # history only, not an objective
+    assert "sample/c2st_acc" in METRIC_MODES and not in_history("sample/c2st_acc")
+    assert parse_constraint("sample/detection_acc >= 0.9").bound == 0.9
     with pytest.raises(UserError, match=r"\[0, 1\]"):
-        parse_constraint("sample/detection_acc >= 1.5", METRIC_RANGES)
+        parse_constraint("sample/detection_acc >= 1.5")
+
+
+def test_a_mouse_runs_wave_metrics_are_objectives_with_the_human_rows_directions_and_ranges():
+    latency, missed = wave_metric("I", "latency_mae_ms"), sampled_marker("I")
+    assert mode_of(latency) == "min" and worst_when_undefined(latency) and in_history(missed)
+    assert range_of(missed) == (0.0, 1.0) and parse_constraint(f"{missed} <= 0.2").bound == 0.2
+    assert mode_of("sample/wave_i_no_such_measure") is None and mode_of("val/no_such") is None
+    # a sampling epoch of a mouse run (its own marker finite) that found no wave I: the worst latency error
+    sampling, other = {"epoch": 4, missed: 1.0}, {"epoch": 3, "val/mse_v": 0.2}
+    assert objective_value(latency, sampling) == math.inf and objective_value(latency, other) is None
+    assert shown(latency, math.inf) == "no wave I" and shown(wave_metric("V", "latency_mae_ms"), None) == "no wave V"
+    history = [{"epoch": 2, missed: 0.0, latency: 0.3}, sampling]
+    assert valued_epoch(history, [latency], "min")["epoch"] == 2
+
+
+def _space(species: str, metric: str):
+    return parse_space({"base": {"data": {"species": species}}, "metric": metric,
+                        "params": {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-3}}})
+
+
+def test_a_search_may_optimise_the_wave_its_species_scores_and_no_other():
+    _space("mouse", "sample/wave_i_latency_mae_ms").check(_space("mouse", "val/mse_v").base_raw(), n_random=2)
+    human = _space("human", "sample/wave_i_latency_mae_ms")
+    with pytest.raises(UserError, match=r"scores wave I, but the base config's human runs score wave V; "
+                                        r"use 'sample/wave_v_latency_mae_ms'"):
+        human.check(human.base_raw(), n_random=2)
+    with pytest.raises(UserError, match=r"'sample/wave_x_y' is not reported every epoch.*sample/wave_i_latency"):
+        _space("mouse", "sample/wave_x_y")

@@ -12,10 +12,11 @@ import pytest
 
 from abr_tune.errors import UserError
 from abr_tune.hpo.layout import Experiment
-from abr_tune.hpo.objectives import SAMPLED, Constraint
+from abr_tune.hpo.objectives import Constraint
 from abr_tune.hpo.searcher import RAY_TRIAL_ID, OptunaStudySearch
 from abr_tune.hpo.space_file import parse_space
 from abr_tune.hpo.tune_restore import restoring
+from abr_tune.metrics_registry import SAMPLED
 
 LR = {"optim.lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2}}
 

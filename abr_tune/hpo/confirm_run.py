@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from ..config import from_dict
 from ..formatting import finite, shell
-from ..metrics_registry import SAMPLED
+from ..metrics_registry import is_sampling_marker
 from .confirm import BASE_LABEL, Candidate, format_table, summarise, verdict_line, verdict_of, winner
 from .confirm_race import race, race_verdict, raced_rows, racing_plan_text, spread_line
 from .front import format_front, front_of
@@ -78,7 +78,7 @@ def confirm(exp: Experiment, cands: list[Candidate], seeds: list[int], arrays: A
             run_config=run_config(exp, stage=stage))
     results = tuner.fit()
     runs: dict[str, dict[int, dict[str, float]]] = {}
-    names = s.objectives + [c.metric for c in s.parsed_constraints()] + [SAMPLED]
+    names = s.objectives + [c.metric for c in s.parsed_constraints()]
     for result in results:
         run = (result.config or {}).get("run") or {}
         runs.setdefault(run.get("label", "?"), {})[int(run.get("seed", -1))] = _valued(result, names, s)
@@ -89,6 +89,7 @@ def _valued(result: Any, names: list[str], space: SearchSpace) -> dict[str, floa
     df = result.metrics_dataframe
     rows = [] if df is None or "epoch" not in df else df.to_dict("records")
     row = valued_epoch(rows, space.objectives, space.mode) or {}
+    names = names + [k for k in row if is_sampling_marker(k)]
     return {n: float(row[n]) if finite(row.get(n)) or row.get(n) == math.inf else math.nan for n in names}
 
 

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from ..errors import UserError
 from ..formatting import finite, fmt_value
-from ..metrics_registry import SAMPLED, WORST_WHEN_UNDEFINED
+from ..metrics_registry import METRIC_RANGES, range_of, sampling_epoch, wave_of, worst_when_undefined
 
 PICK_RULE = "the Pareto-front member (constraints met) with the best primary metric"
 
@@ -51,21 +51,21 @@ class Constraint:
 _CONSTRAINT = re.compile(r"^\s*(\S+)\s*(<=|>=)\s*(\S+)\s*$")
 
 
-def parse_constraint(text: Any, ranges: dict[str, tuple[float, float]]) -> Constraint:
+def parse_constraint(text: Any) -> Constraint:
     """A constraint's text, checked: a reported metric, a finite bound inside the metric's range."""
     match = _CONSTRAINT.match(text) if isinstance(text, str) else None
     if match is None:
         raise UserError(f"search space: constraint {text!r} must read '<metric> <= <number>' or "
                         "'<metric> >= <number>', e.g. 'sample/detection_acc >= 0.9'")
     metric, op, bound = match.groups()
-    if metric not in ranges:
+    if range_of(metric) is None:
         raise UserError(f"search space: constraint {text!r} names {metric!r}, which is not reported; "
-                        f"use one of {', '.join(ranges)}")
+                        f"use one of {', '.join(METRIC_RANGES)} (wave metrics: of the species' primary wave)")
     try:
         value = float(bound)
     except ValueError:
         raise UserError(f"search space: constraint {text!r}: {bound!r} is not a number") from None
-    low, high = ranges[metric]
+    low, high = range_of(metric)
     if not math.isfinite(value) or not low <= value <= high:
         raise UserError(f"search space: constraint {text!r}: the bound must be a finite number in "
                         f"[{low:g}, {high:g}], the range of {metric}")
@@ -101,19 +101,19 @@ def pick(points: list[list[float]], on_front: list[int], mode: str) -> Optional[
 
 def objective_value(name: str, row: dict[str, Any]) -> Optional[float]:
     """The value a search uses for metric `name` of an epoch's `row`: finite as reported; the worst
-    for a metric of WORST_WHEN_UNDEFINED on a sampling epoch that left it undefined; else None."""
+    for a metric that is worst when undefined on a sampling epoch that left it undefined; else None."""
     value = row.get(name)
     if finite(value):
         return float(value)
-    if name in WORST_WHEN_UNDEFINED and finite(row.get(SAMPLED)):
+    if worst_when_undefined(name) and sampling_epoch(row):
         return math.inf  # every such metric is minimised
     return None
 
 
 def shown(name: str, value: Any) -> str:
-    """A value for a table: "no wave V" for the worst value of an undefined latency error."""
-    if name in WORST_WHEN_UNDEFINED and value in (math.inf, None):
-        return "no wave V"
+    """A value for a table: "no wave V" (the metric's wave) for the worst value of an undefined latency error."""
+    if worst_when_undefined(name) and value in (math.inf, None):
+        return f"no wave {wave_of(name)}"
     return fmt_value(value)
 
 

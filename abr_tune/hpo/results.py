@@ -14,7 +14,7 @@ from typing import Any, Optional
 from ..config import from_dict
 from ..errors import UserError
 from ..formatting import finite, json_safe
-from ..metrics_registry import HISTORY_KEYS
+from ..metrics_registry import in_history
 from .layout import TRIAL_SUMMARY_FILE, TUNE_CHECKPOINT_FILE, Experiment
 from .objectives import constraint_row, valued_epoch
 
@@ -104,8 +104,8 @@ def _history(df: Any, summary: Optional[dict], names: list[str] = ()) -> list[di
     for row in records + list((summary or {}).get("history") or []):
         if finite(row.get("epoch")):
             epoch = int(row["epoch"])
-            keys = (*HISTORY_KEYS, *names)  # the search's own metrics too
-            rows[epoch] = {**rows.get(epoch, {}), **{k: json_safe(row[k]) for k in keys if k in row}}
+            keys = [k for k in row if in_history(k) or k in names]  # the search's own metrics too
+            rows[epoch] = {**rows.get(epoch, {}), **{k: json_safe(row[k]) for k in keys}}
             rows[epoch]["epoch"] = epoch
     return [rows[e] for e in sorted(rows)]
 

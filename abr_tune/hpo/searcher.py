@@ -40,7 +40,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 from ..errors import UserError
-from .objectives import SAMPLED, Constraint, constraint_row, valued_epoch
+from ..metrics_registry import is_sampling_marker
+from .objectives import Constraint, constraint_row, valued_epoch
 from .tune_restore import (
     ExperimentSearchGenerator,  # noqa: F401 - where tuner.pkl files saved before it moved look for it
     restored_experiment,
@@ -210,7 +211,8 @@ class OptunaStudySearch(Searcher):
         if step in seen:  # an epoch re-run after a worker restart: Optuna keeps the first report too
             return
         seen[step] = float(value)
-        names = self._objectives + [c.metric for c in self._constraints] + [SAMPLED]
+        names = (self._objectives + [c.metric for c in self._constraints]
+                 + [k for k in result if is_sampling_marker(k)])  # a sampling epoch's marker, of any species
         self._rows.setdefault(trial_id, {})[step] = {
             "epoch": step, **{n: float(result[n]) for n in names if isinstance(result.get(n), (int, float))}}
         if trial_id in self._live and len(self._objectives) == 1:  # Optuna: intermediate values are 1-D

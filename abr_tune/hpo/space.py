@@ -52,7 +52,7 @@ from typing import Any, Literal, Optional
 
 from ..config import TrainConfig, apply_overrides, from_dict, get_key, load_yaml
 from ..errors import UserError
-from ..metrics_registry import METRIC_MODES, METRIC_RANGES, sampled
+from ..metrics_registry import mode_of, sampled, wave_metric, wave_of
 from .limits import check_sizes
 from .objectives import Constraint, parse_constraint
 from .params import Param, closest_hint
@@ -144,14 +144,14 @@ class SearchSpace:
 
     @property
     def modes(self) -> list[str]:
-        return [METRIC_MODES[m] for m in self.metrics] if self.metrics else [self.mode]
+        return [mode_of(m) for m in self.metrics] if self.metrics else [self.mode]
 
     @property
     def multi(self) -> bool:
         return len(self.objectives) > 1
 
     def parsed_constraints(self) -> list[Constraint]:
-        return [parse_constraint(c, METRIC_RANGES) for c in self.constraints]
+        return [parse_constraint(c) for c in self.constraints]
 
     def sample_epochs(self) -> list[int]:
         """The epochs a trial must sample on when a sample metric drives ASHA: its rungs (the last
@@ -243,6 +243,7 @@ class SearchSpace:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         base_cfg = from_dict(base_raw)
         self.bind(base_cfg)
+        self._check_waves(base_cfg)
         candidates = [optuna.trial.FixedTrial(p) for p in self._edge_points()]
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
         candidates += [study.ask() for _ in range(n_random)]
@@ -259,6 +260,16 @@ class SearchSpace:
                 shown = ", ".join(f"{k}={v!r}" for k, v in self.resolve(params).items())
                 raise UserError(f"search space can produce an invalid config ({shown}): {err}") from None
         return len(candidates)
+
+    def _check_waves(self, base_cfg: TrainConfig) -> None:
+        """A wave metric must score the wave the runs' profile scores: no other wave's is ever reported."""
+        primary = base_cfg.profile.primary
+        for name in self.objectives + [c.metric for c in self.parsed_constraints()]:
+            if wave_of(name) not in (None, primary.upper()):
+                measure = name.split("_", 2)[2]
+                raise UserError(f"search space: metric {name!r} scores wave {wave_of(name)}, but the base config's "
+                                f"{base_cfg.data.species} runs score wave {primary}; use "
+                                f"{wave_metric(primary, measure)!r} (or set physiology.primary_wave)")
 
     def _edge_points(self) -> list[dict[str, Any]]:
         edges = [p.extremes() for p in self.params]

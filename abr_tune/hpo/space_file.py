@@ -9,7 +9,7 @@ from typing import Any, Optional
 from ..config import load_yaml
 from ..config.typed import SPACE_VOICE, coerce, hints
 from ..errors import UserError
-from ..metrics_registry import METRIC_MODES, METRICS
+from ..metrics_registry import METRICS, mode_of
 from .params import parse_params, reject_unknown
 from .space import (
     FILE_DATA_METRIC,
@@ -19,6 +19,8 @@ from .space import (
     SearchSpace,
     SearchSpec,
 )
+
+WAVES = " (wave metrics as sample/wave_<the species' primary wave>_..., e.g. sample/wave_i_latency_mae_ms for mouse)"
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -94,9 +96,9 @@ def _names(entries: Any) -> list[str]:
     for entry in entries:
         if isinstance(entry, dict) and len(entry) == 1:
             (name, mode), = entry.items()
-            if name in METRIC_MODES and mode != METRIC_MODES[name]:
+            if mode_of(name) is not None and mode != mode_of(name):
                 raise UserError(f"search space: metric {name!r} improves when it goes "
-                                f"{'down' if METRIC_MODES[name] == 'min' else 'up'}; its mode is {METRIC_MODES[name]}")
+                                f"{'down' if mode_of(name) == 'min' else 'up'}; its mode is {mode_of(name)}")
             entry = name
         if not isinstance(entry, str):
             raise UserError(f"search space: metrics entry {entry!r} must be a metric name (e.g. val/mse_v)")
@@ -107,15 +109,15 @@ def _names(entries: Any) -> list[str]:
 def with_metrics(names: list[str], mode: Any = None) -> dict[str, Any]:
     """The space fields for these objectives: one is `metric` alone, several are `metrics`."""
     for name in names:
-        if name not in METRIC_MODES:
+        if mode_of(name) is None:
             raise UserError(f"search space: metric {name!r} is not reported every epoch; use one of "
-                            f"{', '.join(METRICS)}")
+                            f"{', '.join(METRICS)}{WAVES}")
     if len(set(names)) != len(names):
         raise UserError(f"search space: metrics {names} name one metric twice")
-    if mode is not None and mode != METRIC_MODES[names[0]]:
+    if mode is not None and mode != mode_of(names[0]):
         raise UserError(f"search space: mode {mode!r} contradicts the primary metric {names[0]!r} "
-                        f"({METRIC_MODES[names[0]]}); leave mode out with metrics")
-    return {"metric": names[0], "mode": METRIC_MODES[names[0]], "metrics": names if len(names) > 1 else []}
+                        f"({mode_of(names[0])}); leave mode out with metrics")
+    return {"metric": names[0], "mode": mode_of(names[0]), "metrics": names if len(names) > 1 else []}
 
 
 def refuse_searched(overrides: dict[str, Any], space: SearchSpace, where: str) -> None:
@@ -141,11 +143,11 @@ def check_settings(space: SearchSpace) -> None:
     """Range checks of the search settings (also run after flags replace them)."""
     s = space.scheduler
     checks = [
-        (space.metric in METRICS,
-         f"metric {space.metric!r} is not reported every epoch; use one of {', '.join(METRICS)}"),
-        (METRIC_MODES.get(space.metric, space.mode) == space.mode,
+        (mode_of(space.metric) is not None,
+         f"metric {space.metric!r} is not reported every epoch; use one of {', '.join(METRICS)}{WAVES}"),
+        (mode_of(space.metric) in (None, space.mode),
          f"metric {space.metric!r} improves when it goes {'down' if space.mode == 'max' else 'up'}; "
-         f"set mode: {METRIC_MODES.get(space.metric)}"),
+         f"set mode: {mode_of(space.metric)}"),
         (space.num_samples >= 1, f"num_samples must be >= 1, got {space.num_samples}"),
         (space.max_concurrent >= 1, f"max_concurrent must be >= 1, got {space.max_concurrent}"),
         (s.max_t is None or s.max_t >= 1, f"scheduler.max_t must be >= 1, got {s.max_t}"),

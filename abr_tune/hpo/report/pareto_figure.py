@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
 from ...formatting import finite
-from ...metrics_registry import WORST_WHEN_UNDEFINED
+from ...metrics_registry import worst_when_undefined
 from .figures import BEST_COLOR, COMPLETED_COLOR, REFERENCE_EDGE, Made
 from .pareto import objective_label
 
@@ -58,7 +58,7 @@ def pareto_figure(pareto: Optional[dict[str, Any]]) -> Made:
 def _drawable(rows: list[dict[str, Any]], names: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """The rows to draw, an undefined worst-when-undefined value (null in JSON) put just past the worst
     finite value on its axis; and the metrics where that happened."""
-    edged = [n for n in names if n in WORST_WHEN_UNDEFINED and any(r["values"].get(n) is None for r in rows)]
+    edged = [n for n in names if worst_when_undefined(n) and any(r["values"].get(n) is None for r in rows)]
     edge = {}
     for n in edged:
         seen = [r["values"][n] for r in rows if finite(r["values"].get(n))]
