@@ -32,7 +32,7 @@ from .hpo.layout import Experiment
 from .hpo.lock import lock_given
 from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
 from .hpo.summary import resumed_stage, summarise_search
-from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
+from .hpo.tuner import earlier_results, load_data, new_tuner, trainable, tune_trials, write_space
 from .metrics_registry import METRICS, sampled
 from .tracking import add_tracking_flags, choice_from_args
 from .tracking.search import check_local, log_best, save_choice
@@ -137,7 +137,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import ray  # after every check of the user's input (importing Ray takes seconds), before any claim
 
     if args.extend:
-        extend_space(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
+        extend_space(exp)  # extend_K/space.yaml: an extension interrupted from now on is resumed by --resume DIR
     elif not args.resume:
         claim(exp)  # last check before Ray starts: a second search with this --name stops here
         save_choice(exp, tracking)
@@ -148,7 +148,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         start_ray(args, address)
         stop_on_sigterm()
         check_resources(exp.space)
-        results = _fit(args, exp, arrays)
+        fitted = _fit(args, exp, arrays)
+        results = [*earlier_results(exp), *fitted]  # with an extension, the search's trials before it too
         if exp.local_dir is not None:  # Tune has returned: no trial writes any more
             remove_partial_saves_under(exp.local_dir)
         summary = summarise_search(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
@@ -177,26 +178,31 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
-    if not (args.resume or args.extend):
-        write_space(exp)
-        return new_tuner(exp, arrays).fit()
+    """Run the Tune experiment `exp` names (`exp.run`: the search's own or an extension's) to its end."""
     from ray import tune
 
+    if not args.resume:
+        if not args.extend:
+            write_space(exp)
+        return new_tuner(exp, arrays).fit()
+    if exp.run and not tune.Tuner.can_restore(exp.tune_path):  # stopped before Tune saved it: none of it ran
+        print(f"Starting extension {exp.tune_path} again ({exp.space.num_samples} trials)", flush=True)
+        return new_tuner(exp, arrays).fit()
     from .hpo.tune_restore import restoring
 
-    if args.resume:
-        print(f"Resuming experiment {exp.path}", flush=True)
+    print(f"Resuming experiment {exp.tune_path}", flush=True)
     with restoring(exp):  # the experiment's own study and directory, wherever it was created
-        tuner = tune.Tuner.restore(exp.path, trainable=trainable(exp.space, arrays), resume_unfinished=True,
-                                   resume_errored=not args.extend)  # an extension leaves errored trials be
+        tuner = tune.Tuner.restore(exp.tune_path, trainable=trainable(exp.space, arrays), resume_unfinished=True,
+                                   resume_errored=True)
         return tuner.fit()
 
 
 def extend_space(exp: Experiment) -> None:
-    """Write the extended number of trials into the experiment's space.yaml (atomically)."""
-    done = (previous_summary(exp) or {}).get("num_trials", 0)  # Tune's trials: a kill can leave extra directories
-    print(f"Extending experiment {exp.path}: {exp.space.num_samples - done} more trials "
-          f"({done} -> {exp.space.num_samples}); TPE proposes from all {done} in {exp.study_db.name}", flush=True)
+    """Write the extension's space.yaml (its number of trials) into its new Tune experiment directory."""
+    done = exp.earlier_samples
+    print(f"Extending experiment {exp.path}: {exp.space.num_samples} more trials ({done} -> {exp.total_samples}) "
+          f"in a new Tune experiment, {exp.tune_path}; TPE proposes from all {done} in {exp.study_db.name}",
+          flush=True)
     write_space(exp, quiet=True)
 
 

@@ -15,6 +15,9 @@
                                        --extend log to it
     <experiment>/mlruns/               --logger mlflow's default store (mlflow.db and artifacts/)
     <experiment>/trial_<id>_<params>/  a trial: train_summary.json, train/ (its run: TensorBoard, checkpoints)
+    <experiment>/extend_2/             --extend: a Tune experiment of its own over the same optuna.db, with its
+                                       space.yaml (its number of trials) and its trial_<id>_<params>/ dirs
+                                       (extend_3/, ... for later extensions); the summary and report cover all
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ SUMMARY_FILE = "search_summary.json"
 DATA_FILE = "data_fingerprint.json"
 BEST_CONFIG_FILE = "best_config.yaml"
 RETRAIN_DIR = "retrain"
+EXTEND_DIR = "extend"  # extend_2/, extend_3/, ...: the Tune experiment of each --extend, inside the search's
 CONFIRM_DIR = "confirm"  # the confirmation stage's Tune experiment (top K and the base over seeds)
 TRANSFER_DIR = "transfer"  # retrain --top K: the full-length runs and their comparison
 TRANSFER_FILE = "transfer.json"
@@ -55,6 +59,10 @@ class Experiment:
     name: str
     storage_path: str  # absolute local path or URI
     study_name: str = ""  # the Optuna study's name: the name the experiment was created with
+    # The Tune experiment this process runs: "" the search's own, "extend_2", ... an extension inside it;
+    # `space` is that Tune experiment's (its num_samples are its own trials).
+    run: str = ""
+    earlier_samples: int = 0  # the trials the search's earlier Tune experiments planned (an extension's)
 
     def __post_init__(self) -> None:
         self.study_name = self.study_name or self.name
@@ -68,9 +76,41 @@ class Experiment:
         return None if "://" in self.storage_path else Path(self.path)
 
     @property
+    def total_samples(self) -> int:
+        """The trials of the whole search: its earlier Tune experiments' and this one's."""
+        return self.earlier_samples + self.space.num_samples
+
+    @property
+    def tune_storage(self) -> str:
+        """Where Tune puts the experiment this process runs (`tune_name` inside it)."""
+        return self.path if self.run else self.storage_path
+
+    @property
+    def tune_name(self) -> str:
+        return self.run or self.name
+
+    @property
+    def tune_path(self) -> str:
+        return f"{self.tune_storage.rstrip('/')}/{self.tune_name}"
+
+    @property
+    def run_dir(self) -> Optional[Path]:
+        """The local directory of the Tune experiment this process runs (None on URI storage)."""
+        return None if self.local_dir is None else self.local_dir / self.run if self.run else self.local_dir
+
+    @property
     def study_db(self) -> Path:
         """The study sits in the experiment dir; for URI storage, in a local runs/ dir."""
         return (self.local_dir or Path("runs/search_studies").resolve() / self.name) / STUDY_FILE
+
+
+def extension_dirs(root: Path) -> list[str]:
+    """The search's extensions in `root`, in order: extend_2, extend_3, ... (each with its space.yaml)."""
+    found, k = [], 2
+    while (root / f"{EXTEND_DIR}_{k}" / SPACE_FILE).is_file():
+        found.append(f"{EXTEND_DIR}_{k}")
+        k += 1
+    return found
 
 
 def rebase(path: Optional[str], old_root: str, new_root: Path) -> Optional[str]:
