@@ -79,7 +79,9 @@ def extended(searched, tmp_path_factory) -> tuple:
     grown = tmp_path_factory.mktemp("extended") / "grown"
     shutil.copytree(exp, grown, symlinks=True)
     before = {"study": [(t.number, t.state, t.value, t.params, t.intermediate_values) for t in _study(grown)],
-              "files": {p: h for p, h in _hashes(grown).items() if not p.startswith(("report/", "search_summary"))}}
+              # the search's own Tune experiment: its state, trials and space (the summary's files are rewritten)
+              "files": {p: h for p, h in _hashes(grown).items()
+                        if not p.startswith(("report/", "search_summary", "best_config", "optuna.db"))}}
     proc = run_cli("abr_tune.search", "--extend", str(grown), "--num-samples", "2",
                    "--dashboard-port", str(free_port()), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -96,8 +98,7 @@ def test_extend_runs_a_new_tune_experiment_over_the_same_study_and_everything_co
     assert len(new) == 2 and all(t.status == "TERMINATED" for t in new)
     assert {t.trial_id for t in _tune_trials(grown)}.isdisjoint({t.trial_id for t in new})
     after = _hashes(grown)
-    assert {p: after.get(p) for p in before["files"] if p != "optuna.db"} == \
-        {p: h for p, h in before["files"].items() if p != "optuna.db"}
+    assert {p: after.get(p) for p in before["files"]} == before["files"]
     assert yaml.safe_load((grown / "space.yaml").read_text())["num_samples"] == 2
     assert yaml.safe_load((grown / "extend_2" / "space.yaml").read_text())["num_samples"] == 2
     # One study: numbers continue, the earlier rows untouched, each epoch's value recorded for the new trials.
