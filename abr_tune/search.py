@@ -65,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on an existing Ray cluster: auto, host:port or ray://host:port (default: start one)")
     p.add_argument("--cpus-per-trial", type=float, metavar="C", help="CPU cores reserved per trial")
     p.add_argument("--gpus-per-trial", type=float, metavar="G", help="GPUs per trial; 0.25 puts four trials on a GPU")
-    p.add_argument("--resume", metavar="DIR", help="continue the interrupted search in this experiment directory")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted search in this experiment directory "
+                                                   "(of an extended search: its latest extension, DIR/extend_K/)")
     p.add_argument("--extend", metavar="DIR",
-                   help="add --num-samples more trials (default: as many as it has) to this finished search: TPE "
-                        "proposes from all its trials, ASHA cuts against them, the report covers them all")
+                   help="add --num-samples more trials (default: as many as it has) to this finished search, as a "
+                        "new Tune experiment in DIR/extend_2/ (extend_3/, ...): TPE proposes from all its trials, "
+                        "ASHA cuts against them, the report covers them all")
     p.add_argument("--warm-start", action="append", metavar="DIR",
                    help="run this earlier experiment's best configurations first (repeatable; those that fit "
                         "the new space)")
