@@ -1,4 +1,5 @@
-"""The experiment directory: one home for the name of every file a search writes into it.
+"""The experiment directory: one home for the name of every file a search writes into it (and the check
+that Tune's state in it reads, `tune_state_problem`).
 
     <experiment>/space.yaml            the resolved space (base inlined, flags applied): --resume reads it
     <experiment>/optuna.db             the Optuna study (SQLite)
@@ -22,6 +23,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -122,3 +124,36 @@ def rebase(path: Optional[str], old_root: str, new_root: Path) -> Optional[str]:
     if path and path.startswith(root + "/"):
         return str(new_root / path[len(root) + 1:])
     return path
+
+
+def tune_state_problem(path: Path) -> Optional[str]:
+    """What is wrong with Tune's newest experiment state in `path`, or None when it reads.
+
+    Tune rewrites it in place: a full disk can cut it short, and Tune, failing to read it on
+    restore, would start the search again from scratch in the same directory.
+    """
+    states = sorted(path.glob("experiment_state-*.json"))
+    if not states:
+        return f"'{path}' holds no Tune experiment state (experiment_state-*.json)"
+    try:
+        json.loads(states[-1].read_text())
+    except (OSError, ValueError) as err:
+        return f"Tune's state file {states[-1]} is damaged ({type(err).__name__}: cut short by a full disk?)"
+    # The searcher's state is pickled beside it: a whole pickle ends with its STOP opcode, b".".
+    for pattern in ("searcher-state-*.pkl", "search_gen_state-*.json"):
+        newest = sorted(path.glob(pattern))[-1:]
+        if newest and not _whole_pickle(newest[0]):
+            return f"Tune's searcher state {newest[0]} is damaged (cut short by a full disk?)"
+    return None
+
+
+def _whole_pickle(file: Path) -> bool:
+    try:
+        with open(file, "rb") as f:
+            f.seek(0, 2)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, 2)
+            return f.read(1) == b"."
+    except OSError:
+        return False

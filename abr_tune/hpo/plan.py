@@ -14,7 +14,16 @@ from typing import Any, Optional
 from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
 from ..paths import unwritable
-from .layout import DATA_FILE, EXTEND_DIR, SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment, extension_dirs
+from .layout import (
+    DATA_FILE,
+    EXTEND_DIR,
+    SPACE_FILE,
+    STUDY_FILE,
+    SUMMARY_FILE,
+    Experiment,
+    extension_dirs,
+    tune_state_problem,
+)
 from .lock import lock_experiment, release_experiment
 from .space import SearchSpace
 from .space_file import check_settings, load_space, refuse_searched, with_metrics
@@ -283,39 +292,6 @@ def finished(exp: Experiment) -> Optional[str]:
     return (f"abr-tune: experiment '{exp.path}' already finished ({summary.get('num_trials')} trials); "
             f"nothing to resume. Its results: {exp.path}/{SUMMARY_FILE}; add trials with --extend {exp.path}, "
             "or start another search with --space")
-
-
-def tune_state_problem(path: Path) -> Optional[str]:
-    """What is wrong with Tune's newest experiment state in `path`, or None when it reads.
-
-    Tune rewrites it in place: a full disk can cut it short, and Tune, failing to read it on
-    restore, would start the search again from scratch in the same directory.
-    """
-    states = sorted(path.glob("experiment_state-*.json"))
-    if not states:
-        return f"'{path}' holds no Tune experiment state (experiment_state-*.json)"
-    try:
-        json.loads(states[-1].read_text())
-    except (OSError, ValueError) as err:
-        return f"Tune's state file {states[-1]} is damaged ({type(err).__name__}: cut short by a full disk?)"
-    # The searcher's state is pickled beside it: a whole pickle ends with its STOP opcode, b".".
-    for pattern in ("searcher-state-*.pkl", "search_gen_state-*.json"):
-        newest = sorted(path.glob(pattern))[-1:]
-        if newest and not _whole_pickle(newest[0]):
-            return f"Tune's searcher state {newest[0]} is damaged (cut short by a full disk?)"
-    return None
-
-
-def _whole_pickle(file: Path) -> bool:
-    try:
-        with open(file, "rb") as f:
-            f.seek(0, 2)
-            if f.tell() == 0:
-                return False
-            f.seek(-1, 2)
-            return f.read(1) == b"."
-    except OSError:
-        return False
 
 
 def _can_restore(path: Path) -> bool:
