@@ -176,7 +176,7 @@ def plan_resume(args: argparse.Namespace) -> Experiment:
     problem = tune_state_problem(exp.run_dir) if exp.run and any(exp.run_dir.glob("experiment_state-*")) else None
     if problem:
         raise UserError(f"{problem}; this extension cannot be resumed. Its finished trials are kept in {STUDY_FILE} "
-                        f"and their trial directories; remove {exp.run_dir} and extend {path} again")
+                        f"and their trial directories; start a new search with --space (--warm-start {path})")
     return exp
 
 
