@@ -32,7 +32,7 @@ from .hpo.layout import Experiment
 from .hpo.lock import lock_given
 from .hpo.plan import claim, finished, plan_extend, plan_new, plan_resume, previous_summary, release
 from .hpo.summary import resumed_stage, summarise_search
-from .hpo.tuner import load_data, new_tuner, trainable, tune_trials, write_space
+from .hpo.tuner import earlier_results, load_data, new_tuner, trainable, tune_trials, write_space
 from .metrics_registry import METRICS, sampled
 from .tracking import add_tracking_flags, choice_from_args
 from .tracking.search import check_local, log_best, save_choice
@@ -65,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on an existing Ray cluster: auto, host:port or ray://host:port (default: start one)")
     p.add_argument("--cpus-per-trial", type=float, metavar="C", help="CPU cores reserved per trial")
     p.add_argument("--gpus-per-trial", type=float, metavar="G", help="GPUs per trial; 0.25 puts four trials on a GPU")
-    p.add_argument("--resume", metavar="DIR", help="continue the interrupted search in this experiment directory")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted search in this experiment directory "
+                                                   "(of an extended search: its latest extension, DIR/extend_K/)")
     p.add_argument("--extend", metavar="DIR",
-                   help="add --num-samples more trials (default: as many as it has) to this finished search: TPE "
-                        "proposes from all its trials, ASHA cuts against them, the report covers them all")
+                   help="add --num-samples more trials (default: as many as it has) to this finished search, as a "
+                        "new Tune experiment in DIR/extend_2/ (extend_3/, ...): TPE proposes from all its trials, "
+                        "ASHA cuts against them, the report covers them all")
     p.add_argument("--warm-start", action="append", metavar="DIR",
                    help="run this earlier experiment's best configurations first (repeatable; those that fit "
                         "the new space)")
@@ -137,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import ray  # after every check of the user's input (importing Ray takes seconds), before any claim
 
     if args.extend:
-        extend_space(exp)  # space.yaml now holds the new number of trials: an interrupted extension resumes
+        extend_space(exp)  # extend_K/space.yaml: an extension interrupted from now on is resumed by --resume DIR
     elif not args.resume:
         claim(exp)  # last check before Ray starts: a second search with this --name stops here
         save_choice(exp, tracking)
@@ -148,7 +150,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         start_ray(args, address)
         stop_on_sigterm()
         check_resources(exp.space)
-        results = _fit(args, exp, arrays)
+        fitted = _fit(args, exp, arrays)
+        results = [*earlier_results(exp), *fitted]  # with an extension, the search's trials before it too
         if exp.local_dir is not None:  # Tune has returned: no trial writes any more
             remove_partial_saves_under(exp.local_dir)
         summary = summarise_search(exp, results, tune_trials(exp), wall_time_sec=time.time() - started,
@@ -177,26 +180,31 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _fit(args: argparse.Namespace, exp: Experiment, arrays: Any) -> Any:
-    if not (args.resume or args.extend):
-        write_space(exp)
-        return new_tuner(exp, arrays).fit()
+    """Run the Tune experiment `exp` names (`exp.run`: the search's own or an extension's) to its end."""
     from ray import tune
 
+    if not args.resume:
+        if not args.extend:
+            write_space(exp)
+        return new_tuner(exp, arrays).fit()
+    if exp.run and not tune.Tuner.can_restore(exp.tune_path):  # stopped before Tune saved it: none of it ran
+        print(f"Starting extension {exp.tune_path} again ({exp.space.num_samples} trials)", flush=True)
+        return new_tuner(exp, arrays).fit()
     from .hpo.tune_restore import restoring
 
-    if args.resume:
-        print(f"Resuming experiment {exp.path}", flush=True)
+    print(f"Resuming experiment {exp.tune_path}", flush=True)
     with restoring(exp):  # the experiment's own study and directory, wherever it was created
-        tuner = tune.Tuner.restore(exp.path, trainable=trainable(exp.space, arrays), resume_unfinished=True,
-                                   resume_errored=not args.extend)  # an extension leaves errored trials be
+        tuner = tune.Tuner.restore(exp.tune_path, trainable=trainable(exp.space, arrays), resume_unfinished=True,
+                                   resume_errored=True)
         return tuner.fit()
 
 
 def extend_space(exp: Experiment) -> None:
-    """Write the extended number of trials into the experiment's space.yaml (atomically)."""
-    done = (previous_summary(exp) or {}).get("num_trials", 0)  # Tune's trials: a kill can leave extra directories
-    print(f"Extending experiment {exp.path}: {exp.space.num_samples - done} more trials "
-          f"({done} -> {exp.space.num_samples}); TPE proposes from all {done} in {exp.study_db.name}", flush=True)
+    """Write the extension's space.yaml (its number of trials) into its new Tune experiment directory."""
+    done = exp.earlier_samples
+    print(f"Extending experiment {exp.path}: {exp.space.num_samples} more trials ({done} -> {exp.total_samples}) "
+          f"in a new Tune experiment, {exp.tune_path}; TPE proposes from all {done} in {exp.study_db.name}",
+          flush=True)
     write_space(exp, quiet=True)
 
 

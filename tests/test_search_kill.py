@@ -54,7 +54,7 @@ def test_kill_9_mid_search_then_resume_keeps_one_record_per_trial(tmp_path):
         expected = ("PRUNED" if t["stopped_early"] else "COMPLETE" if t["best_value"] is not None else "FAIL")
         assert frozen.state.name == expected, (frozen.state, t["status"])
 
-    # The kill left directories of trials Tune forgot; an extension counts Tune's trials, not directories.
+    # The kill left directories of trials Tune forgot; an extension counts the trials the search planned.
     extend = Background("abr_tune.search", "--extend", str(exp), "--num-samples", "1", *flags)
     extend.wait_for("Extending experiment")
     extend.kill_group()

@@ -34,6 +34,13 @@ def _study_states(exp: Path) -> dict[str, int]:
         return dict(db.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
 
 
+def _ended(exp: Path) -> int:
+    try:
+        return sum(n for s, n in _study_states(exp).items() if s in ENDED)
+    except sqlite3.OperationalError:  # optuna.db is there, Optuna has not created its tables yet
+        return 0
+
+
 def _files(root: Path) -> dict[str, str]:
     """Every file under root with a hash of its bytes: what "untouched" compares."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -64,7 +71,7 @@ def interrupted(tmp_path_factory) -> Path:
                             stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline and proc.poll() is None:
-        if (exp / "optuna.db").is_file() and sum(n for s, n in _study_states(exp).items() if s in ENDED) >= 2:
+        if (exp / "optuna.db").is_file() and _ended(exp) >= 2:
             break
         time.sleep(0.3)
     os.kill(proc.pid, signal.SIGINT)  # Ctrl-C: Tune saves its state and the search says how to resume

@@ -52,7 +52,7 @@ def after_failure(exp: Experiment, err: BaseException) -> None:
     reason = disk_full(err)
     if not reason:
         return
-    problem = tune_state_problem(exp.local_dir) if exp.local_dir is not None else None
+    problem = tune_state_problem(exp.run_dir) if exp.run_dir is not None else None  # an extension's: extend_K/
     then = (f"free space and continue with: python -m abr_tune.search --resume {shell(exp.path)}"
             if problem is None else f"it cannot be resumed: {problem}")
     raise UserError(f"the search stopped: {reason} while writing {exp.path}; {closed}; the trials that finished "

@@ -14,7 +14,16 @@ from typing import Any, Optional
 from ..config import TrainConfig, apply_overrides, from_dict, parse_overrides
 from ..errors import UserError
 from ..paths import unwritable
-from .layout import DATA_FILE, SPACE_FILE, STUDY_FILE, SUMMARY_FILE, Experiment
+from .layout import (
+    DATA_FILE,
+    EXTEND_DIR,
+    SPACE_FILE,
+    STUDY_FILE,
+    SUMMARY_FILE,
+    Experiment,
+    extension_dirs,
+    tune_state_problem,
+)
 from .lock import lock_experiment, release_experiment
 from .space import SearchSpace
 from .space_file import check_settings, load_space, refuse_searched, with_metrics
@@ -155,33 +164,48 @@ def _storage_path(value: str) -> str:
 
 
 def plan_resume(args: argparse.Namespace) -> Experiment:
-    """The experiment in --resume DIR, after checking it is one; search-shaping flags are refused."""
+    """The experiment in --resume DIR, after checking it is one; search-shaping flags are refused.
+
+    A search that was extended continues its latest Tune experiment (DIR/extend_K/): the earlier ones
+    are finished (an extension starts from a finished search only), the latest may not be.
+    """
     path = _restorable(args.resume)
     _refuse(args, SHAPING + ("confirm_top", "confirm_seeds", "num_samples", "max_concurrent"),
             f"cannot change a search being resumed; it continues with the settings in {path / SPACE_FILE}")
-    return _experiment(path)
+    exp = latest(path)
+    problem = tune_state_problem(exp.run_dir) if exp.run and any(exp.run_dir.glob("experiment_state-*")) else None
+    if problem:
+        raise UserError(f"{problem}; this extension cannot be resumed. Its finished trials are kept in {STUDY_FILE} "
+                        f"and their trial directories; start a new search with --space (--warm-start {path})")
+    return exp
 
 
 def plan_extend(args: argparse.Namespace) -> Experiment:
-    """The finished experiment in --extend DIR with --num-samples more trials (default: as many
-    as it has); its space.yaml is rewritten with the new total just before Ray starts (`search.extend_space`)."""
+    """A new Tune experiment, DIR/extend_K/, of --num-samples more trials (default: as many as the search
+    has) over the finished search in --extend DIR and its study; its space.yaml is written just before Ray
+    starts (`search.extend_space`). --max-concurrent and the confirmation flags carry to later extensions."""
     path = _restorable(args.extend)
     _refuse(args, SHAPING, f"cannot change the space of a search being extended (its settings are in "
                            f"{path / SPACE_FILE}); start a new search with --space (and --warm-start {path})")
-    exp = _experiment(path)
+    last = latest(path)
     summary = _summary(path)
-    if not _complete(summary, exp):
+    if not _complete(summary, last):
         raise UserError(f"'{args.extend}' is not a finished search; continue it with --resume {path} first")
     more = summary["num_trials"] if args.num_samples is None else args.num_samples
     if more < 1:
         raise UserError(f"--num-samples {more}: an extension adds at least 1 trial")
-    flags = {"num_samples": exp.space.num_samples + more, "max_concurrent": args.max_concurrent}
+    index = len(extension_dirs(path)) + 2
+    seed = load_space(path / SPACE_FILE).search.seed
+    # its own sampler seed: the search's seed would draw the random sampler's first points again
+    search = dataclasses.replace(last.space.search, seed=None if seed is None else seed + index - 1)
+    flags = {"num_samples": more, "max_concurrent": args.max_concurrent}
     confirm = {"top_k": args.confirm_top, "seeds": args.confirm_seeds}
-    exp.space = dataclasses.replace(
-        exp.space, **{k: v for k, v in flags.items() if v is not None},
-        confirm=dataclasses.replace(exp.space.confirm, **{k: v for k, v in confirm.items() if v is not None}))
-    check_settings(exp.space)
-    return exp
+    space = dataclasses.replace(
+        last.space, **{k: v for k, v in flags.items() if v is not None}, search=search,
+        confirm=dataclasses.replace(last.space.confirm, **{k: v for k, v in confirm.items() if v is not None}))
+    check_settings(space)
+    return Experiment(space, last.name, last.storage_path, study_name=last.study_name, run=f"{EXTEND_DIR}_{index}",
+                      earlier_samples=last.total_samples)
 
 
 # Flags that shape what a search searches: fixed once it has started.
@@ -219,6 +243,15 @@ def _experiment(path: Path) -> Experiment:
     return exp
 
 
+def latest(path: Path) -> Experiment:
+    """The search in `path` as its latest Tune experiment: the search's own, or its last extension."""
+    exp = _experiment(path)
+    for run in extension_dirs(path):
+        exp = Experiment(load_space(path / run / SPACE_FILE), exp.name, exp.storage_path, study_name=exp.study_name,
+                         run=run, earlier_samples=exp.total_samples)
+    return exp
+
+
 def _check_data(exp: Experiment, path: Path) -> None:
     """The trials continue on the data the search started on, or not at all (data.fingerprint)."""
     from ..data.fingerprint import check_same_data
@@ -246,7 +279,7 @@ def _summary(path: Path) -> Optional[dict[str, Any]]:
 
 def _complete(summary: Optional[dict[str, Any]], exp: Experiment) -> bool:
     """The search ran every trial and its confirmation (when it has one) gave its verdict."""
-    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.space.num_samples:
+    if summary is None or summary.get("interrupted", True) or summary.get("num_trials", 0) < exp.total_samples:
         return False
     return resumed_stage(summary) is None
 
@@ -259,39 +292,6 @@ def finished(exp: Experiment) -> Optional[str]:
     return (f"abr-tune: experiment '{exp.path}' already finished ({summary.get('num_trials')} trials); "
             f"nothing to resume. Its results: {exp.path}/{SUMMARY_FILE}; add trials with --extend {exp.path}, "
             "or start another search with --space")
-
-
-def tune_state_problem(path: Path) -> Optional[str]:
-    """What is wrong with Tune's newest experiment state in `path`, or None when it reads.
-
-    Tune rewrites it in place: a full disk can cut it short, and Tune, failing to read it on
-    restore, would start the search again from scratch in the same directory.
-    """
-    states = sorted(path.glob("experiment_state-*.json"))
-    if not states:
-        return f"'{path}' holds no Tune experiment state (experiment_state-*.json)"
-    try:
-        json.loads(states[-1].read_text())
-    except (OSError, ValueError) as err:
-        return f"Tune's state file {states[-1]} is damaged ({type(err).__name__}: cut short by a full disk?)"
-    # The searcher's state is pickled beside it: a whole pickle ends with its STOP opcode, b".".
-    for pattern in ("searcher-state-*.pkl", "search_gen_state-*.json"):
-        newest = sorted(path.glob(pattern))[-1:]
-        if newest and not _whole_pickle(newest[0]):
-            return f"Tune's searcher state {newest[0]} is damaged (cut short by a full disk?)"
-    return None
-
-
-def _whole_pickle(file: Path) -> bool:
-    try:
-        with open(file, "rb") as f:
-            f.seek(0, 2)
-            if f.tell() == 0:
-                return False
-            f.seek(-1, 2)
-            return f.read(1) == b"."
-    except OSError:
-        return False
 
 
 def _can_restore(path: Path) -> bool:

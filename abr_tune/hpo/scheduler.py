@@ -1,17 +1,20 @@
 """ASHA (Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning") whose rungs
-survive a restore.
+survive a restore and an extension.
 
-Tune does not save its scheduler: a resumed or extended search starts ASHA with empty rungs,
-so the first new trial to reach each rung would always be promoted, whatever the earlier
-trials scored there. `RestoredASHA` refills the rungs from each restored trial's own
-result.json when Tune adds it back, so new trials are cut against every earlier trial.
+Tune does not save its scheduler: a resumed search, or an extension (a new Tune experiment,
+`--extend`), would start ASHA with empty rungs, so the first new trial to reach each rung would
+always be promoted, whatever the earlier trials scored there. `RestoredASHA` refills the rungs
+from each restored trial's own result.json when Tune adds it back, and is seeded with the results
+of the search's earlier Tune experiments (`earlier`), so new trials are cut against every earlier trial.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
@@ -20,21 +23,38 @@ from .layout import TUNE_RESULT_FILE
 
 
 class RestoredASHA(ASHAScheduler):
-    """ASHA that replays each restored trial's results through its own public `on_trial_result`.
+    """ASHA that replays each restored trial's results, and the `earlier` trials' (id, [(time, metric)]),
+    through its own public `on_trial_add`, `on_trial_result` and `on_trial_remove`.
 
     The metric is the one Tune hands every scheduler (`set_search_properties`), the time attribute the
-    one given here; a replayed result goes where a live one would (its trial's bracket and rung).
+    one given here; a replayed result goes where a live one would (its trial's bracket and rung). A rung
+    records each trial id once, so replaying the earlier trials again (a restored extension) changes nothing.
     """
 
-    def __init__(self, *, time_attr: str = "training_iteration", **kwargs: Any) -> None:
+    def __init__(self, *, time_attr: str = "training_iteration",
+                 earlier: Sequence[tuple[str, Sequence[tuple[float, float]]]] = (), **kwargs: Any) -> None:
         super().__init__(time_attr=time_attr, **kwargs)
         self.replay_time_attr, self.replay_metric = time_attr, kwargs.get("metric")
+        self.earlier = [(str(tid), [(float(t), float(v)) for t, v in rows]) for tid, rows in earlier]
+        if self.replay_metric is not None:
+            self._seed()
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         accepted = super().set_search_properties(metric, mode, **spec)
         if accepted and metric:
             self.replay_metric = metric
+        if self.replay_metric is not None:
+            self._seed()
         return accepted
+
+    def _seed(self) -> None:
+        """The earlier Tune experiments' trials into the rungs, each added, replayed and removed."""
+        for trial_id, rows in self.earlier:
+            trial = SimpleNamespace(trial_id=trial_id)
+            super().on_trial_add(None, trial)
+            for t, value in rows:
+                self.on_trial_result(None, trial, {self.replay_time_attr: t, self.replay_metric: value})
+            self.on_trial_remove(None, trial)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)

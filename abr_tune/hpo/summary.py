@@ -8,10 +8,11 @@ from typing import Any, Optional
 
 from ..formatting import fmt_value, json_safe, shell, table
 from .front import chosen_record, format_front, search_front
-from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SUMMARY_FILE, Experiment
+from .layout import BEST_CONFIG_FILE, RETRAIN_DIR, SPACE_FILE, SUMMARY_FILE, Experiment, extension_dirs
 from .objectives import shown
 from .params import short_name
 from .results import TrialRecord, rank, reference_params, trial_record
+from .space_file import load_space
 from .transfer import train_config
 
 
@@ -19,7 +20,8 @@ def summarise_search(exp: Experiment, results: Any, tune_trials: dict[str, Any],
                      resumed: bool, confirm_stage: Optional[str] = None) -> dict[str, Any]:
     """Print the ranked table, write the summary and best config, print the next commands.
 
-    `tune_trials` maps trial ids to Tune's Trial objects; a trial that is neither TERMINATED
+    `results` and `tune_trials` (trial id -> Tune's Trial) cover the whole search: with an extension,
+    the search's own Tune experiment and every extension's (`tuner.tune_paths`). A trial that is neither TERMINATED
     nor ERROR (Ctrl-C) marks the search as interrupted: no best config, a --resume hint. A trial
     that misses a constraint is never the best. With `confirm_stage` (a confirmation runs next)
     the summary records the confirmation as pending, so a search killed during it resumes it.
@@ -28,7 +30,7 @@ def summarise_search(exp: Experiment, results: Any, tune_trials: dict[str, Any],
     reference = reference_params(exp)
     for t in trials:
         t.is_reference = t.params == reference
-    interrupted = len(trials) < exp.space.num_samples or any(t.status.startswith("unfinished") for t in trials)
+    interrupted = len(trials) < exp.total_samples or any(t.status.startswith("unfinished") for t in trials)
     best = None if interrupted else next((t for t in trials if t.usable and t.feasible is not False), None)
     pareto = search_front(exp, trials) if exp.space.multi and not interrupted else None
     print(format_table(trials, exp, pareto), flush=True)
@@ -48,7 +50,7 @@ def summarise_search(exp: Experiment, results: Any, tune_trials: dict[str, Any],
     write_summary(exp, summary)
     if interrupted:
         print(f"Search interrupted: {sum(not t.status.startswith('unfinished') for t in trials)} of "
-              f"{exp.space.num_samples} trials finished. Continue it with:\n"
+              f"{exp.total_samples} trials finished. Continue it with:\n"
               f"  python -m abr_tune.search --resume {shell(exp.path)}", flush=True)
     else:
         _print_outcome(exp, best, summary)
@@ -108,11 +110,22 @@ def _summary(exp: Experiment, trials: list[TrialRecord], best: Optional[TrialRec
         "name": exp.name, "experiment_dir": exp.path, "metric": exp.space.metric, "mode": exp.space.mode,
         "study": {"storage": f"sqlite:///{exp.study_db}", "study_name": exp.study_name},
         "wall_time_sec": round(wall_time_sec, 1), "resumed": resumed,
+        "num_samples": exp.total_samples, "extensions": extensions(exp),
         "num_trials": len(trials), "num_stopped_early": sum(t.stopped_early for t in trials),
         "max_epochs": exp.space.scheduler.max_t, "constraints": list(exp.space.constraints),
         "best": brief(best), "reference": brief(reference),
         "trials": [asdict(t) for t in trials],
     }
+
+
+def extensions(exp: Experiment) -> list[dict[str, Any]]:
+    """The search's extensions so far: each one's Tune experiment directory and number of trials."""
+    if not exp.run or exp.local_dir is None:
+        return []
+    runs = extension_dirs(exp.local_dir)
+    runs = runs[:runs.index(exp.run) + 1] if exp.run in runs else runs
+    return [{"dir": f"{exp.path}/{r}", "num_samples": load_space(exp.local_dir / r / SPACE_FILE).num_samples}
+            for r in runs]
 
 
 def brief(t: Optional[TrialRecord]) -> Optional[dict[str, Any]]:

@@ -12,7 +12,7 @@ from ..config import TrainConfig, from_dict
 from ..errors import UserError
 from ..formatting import fmt_value, shell
 from ..metrics_registry import sampled
-from .layout import DATA_FILE, SPACE_FILE, Experiment
+from .layout import DATA_FILE, SPACE_FILE, Experiment, extension_dirs
 from .params import short_name
 from .space import SearchSpace
 from .trial import run_trial
@@ -30,7 +30,7 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from .scheduler import RestoredASHA
+    from .scheduler import RestoredASHA, reported
     from .searcher import OptunaStudySearch
     from .tune_restore import ExperimentSearchGenerator
 
@@ -38,16 +38,20 @@ def new_tuner(exp: Experiment, arrays: Any) -> Any:
     s.bind(from_dict(s.base))
     sampler = make_sampler(s)
     exp.study_db.parent.mkdir(parents=True, exist_ok=True)
+    # An extension's searcher opens the search's study: TPE proposes from every earlier trial, the study's
+    # trial numbers continue, and the points to evaluate (the base, a warm start's) ran in the search already.
     searcher = OptunaStudySearch(
         db_path=exp.study_db, max_t=s.scheduler.max_t, constraints=tuple(s.parsed_constraints()),
         space=s.define_by_run, metric=s.objectives if s.multi else s.metric, mode=s.modes if s.multi else s.mode,
         sampler=sampler, study_name=exp.study_name,
-        points_to_evaluate=s.points_to_evaluate(from_dict(s.base)) or None)
+        points_to_evaluate=None if exp.run else s.points_to_evaluate(from_dict(s.base)) or None)
     search_alg = ExperimentSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent))
-    # ASHA times trials in epochs (its rungs refilled on a restore); stop_last_trials=False:
-    # reaching max_t alone stops nothing, trials end when train_abr returns (trainer.max_epochs = max_t).
+    # ASHA times trials in epochs, its rungs seeded with the search's earlier Tune experiments' results (an
+    # extension) and refilled on a restore; stop_last_trials=False: reaching max_t alone stops nothing,
+    # trials end when train_abr returns (trainer.max_epochs = max_t).
+    earlier = [(t.trial_id, reported(t, "epoch", s.metric)) for t in earlier_trials(exp)]
     scheduler = RestoredASHA(time_attr="epoch", max_t=s.scheduler.max_t, grace_period=s.scheduler.grace_period,
-                              reduction_factor=s.scheduler.reduction_factor, stop_last_trials=False)
+                             reduction_factor=s.scheduler.reduction_factor, stop_last_trials=False, earlier=earlier)
     return tune.Tuner(
         trainable(s, arrays),
         tune_config=tune.TuneConfig(
@@ -107,7 +111,7 @@ def run_config(exp: Experiment, *, stage: str | None = None) -> Any:
     from ..tracking.search import search_callbacks
 
     return tune.RunConfig(
-        name=stage or exp.name, storage_path=exp.path if stage else exp.storage_path,
+        name=stage or exp.tune_name, storage_path=exp.path if stage else exp.tune_storage,
         # Tune keeps a trial's 2 best checkpoints by the metric; a sample metric is missing from most epochs, which
         # Tune would log as an error each epoch and rank first, so those keep the 2 latest (the run's own best
         # checkpoint is train_abr's, in the trial directory).
@@ -150,19 +154,52 @@ def load_data(space: SearchSpace) -> Any:
     return arrays
 
 
-def tune_trials(exp: Experiment) -> dict[str, Any]:
-    """Tune's trials by id: their status is TERMINATED, ERROR, or PENDING/PAUSED after Ctrl-C."""
+def tune_paths(exp: Experiment) -> list[str]:
+    """The search's Tune experiments up to the one `exp` runs: its own, then its extensions (`layout`)."""
+    if not exp.run:
+        return [exp.path]
+    runs = extension_dirs(exp.local_dir) if exp.local_dir is not None else []
+    runs = runs[:runs.index(exp.run)] if exp.run in runs else runs
+    return [exp.path, *(f"{exp.path}/{r}" for r in runs), exp.tune_path]
+
+
+def earlier_trials(exp: Experiment) -> list[Any]:
+    """Tune's trials of the search's Tune experiments before the one `exp` runs (finished: `plan_extend`)."""
     from ray import tune
 
-    return {t.trial_id: t for t in tune.ExperimentAnalysis(exp.path).trials}
+    return [t for path in tune_paths(exp)[:-1] for t in tune.ExperimentAnalysis(path).trials]
+
+
+def tune_trials(exp: Experiment) -> dict[str, Any]:
+    """Tune's trials of the whole search by id: their status is TERMINATED, ERROR, or PENDING/PAUSED after Ctrl-C."""
+    from ray import tune
+
+    return {t.trial_id: t for path in tune_paths(exp) for t in tune.ExperimentAnalysis(path).trials}
+
+
+def earlier_results(exp: Experiment) -> list[Any]:
+    """The results of the search's Tune experiments before the one `exp` runs, read the way Ray documents
+    for a finished experiment (`Tuner.restore(path, trainable).get_results()`; nothing is run)."""
+    from ray import tune
+
+    from .tune_restore import restoring
+
+    results: list[Any] = []
+    with restoring(exp):  # the searcher in each tuner.pkl opens the study where it is now
+        for path in tune_paths(exp)[:-1]:
+            results += list(tune.Tuner.restore(path, trainable=trainable(exp.space, None)).get_results())
+    return results
 
 
 def write_space(exp: Experiment, *, quiet: bool = False) -> None:
-    """space.yaml: the resolved space --resume and --extend read (rewritten whole by an extension)."""
+    """space.yaml: the resolved space --resume and --extend read, in the directory of the Tune experiment
+    `exp` runs (an extension's: its number of trials, its sampler seed)."""
     if not quiet:
         print(f"Experiment: {exp.path}\nTensorBoard: tensorboard --logdir {shell(exp.path)}\n"
               f"Optuna study: {exp.study_db} (study '{exp.study_name}')", flush=True)
-    text = "# Resolved search space of this experiment (flags applied); --resume and --extend read it.\n"
+    text = (f"# This extension's space: its {exp.space.num_samples} trials, its sampler seed; --resume reads it.\n"
+            if exp.run else "# Resolved search space of this experiment (flags applied); --resume and --extend "
+                            "read it.\n")
     text += yaml.safe_dump(exp.space.to_dict(), sort_keys=False)
     if exp.local_dir is None:
         import pyarrow.fs
@@ -172,12 +209,14 @@ def write_space(exp: Experiment, *, quiet: bool = False) -> None:
         with fs.open_output_stream(f"{root}/{SPACE_FILE}") as out:
             out.write(text.encode())
         return
-    exp.local_dir.mkdir(parents=True, exist_ok=True)  # claimed (created empty) by the planning
+    run_dir = exp.run_dir
+    assert run_dir is not None
+    run_dir.mkdir(parents=True, exist_ok=True)  # the search's own: claimed (created empty) by the planning
     if not (exp.local_dir / DATA_FILE).exists():  # the data of the search's start; an extension keeps it
         from ..data.fingerprint import fingerprint
 
         (exp.local_dir / DATA_FILE).write_text(json.dumps(fingerprint(from_dict(exp.space.base).data), indent=1))
-    partial = exp.local_dir / f".{SPACE_FILE}.partial"
+    partial = run_dir / f".{SPACE_FILE}.partial"
     partial.write_text(text)
-    partial.replace(exp.local_dir / SPACE_FILE)  # never half a space file
+    partial.replace(run_dir / SPACE_FILE)  # never half a space file
 

@@ -5,8 +5,8 @@ Another dataset or a wider space makes an earlier search's *values* incomparable
 evaluates before TPE proposes (`search.points_to_evaluate`, written to the new space.yaml).
 A configuration is carried param by param: a value outside the new space's range is dropped
 (Optuna samples that param instead), and a setting the new space does not search is named,
-since the new search's base decides it. (`--extend` grows a search in place instead; see
-`abr_tune.hpo.plan.plan_extend`.)
+since the new search's base decides it. (`--extend` grows a search instead, with a Tune experiment
+of its own inside it over the same study; see `abr_tune.hpo.plan.plan_extend`.)
 """
 
 from __future__ import annotations

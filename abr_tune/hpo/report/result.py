@@ -38,6 +38,11 @@ class SearchResult:
         return (self.summary.get("study") or {}).get("storage")
 
     @property
+    def num_samples(self) -> int:
+        """The trials of the whole search: its own and its extensions' (an older summary: the space's)."""
+        return int(self.summary.get("num_samples") or self.space.num_samples)
+
+    @property
     def study_name(self) -> str:
         return (self.summary.get("study") or {}).get("study_name") or self.summary.get("name") or self.path.name
 

@@ -128,7 +128,7 @@ def _outcome(result: SearchResult) -> list[str]:
                      f"{', '.join(f'`{c}`' for c in result.space.constraints)}.")
     elif not nothing_met:
         lines.append(f"No best trial: no trial finished with a finite {metric}.")
-    lines.append(f"Trials: {c['run']} run of {result.space.num_samples}: {c['completed']} ran to max_t, "
+    lines.append(f"Trials: {c['run']} run of {result.num_samples}: {c['completed']} ran to max_t, "
                  f"{c['stopped']} stopped early by ASHA, {c['diverged']} diverged, {c['failed']} failed"
                  + (f", {c['unfinished']} unfinished" if c["unfinished"] else ""))
     compute = sum(h.get("epoch/time_sec") or 0.0 for t in result.trials for h in t["history"])
@@ -152,7 +152,9 @@ def _settings(result: SearchResult) -> list[list[str]]:
         if sp.multi else ["metric", f"`{sp.metric}` ({sp.mode})"
                           + (f"; constraints {', '.join(f'`{c}`' for c in sp.constraints)} (the best must meet them)"
                              if sp.constraints else "")],
-        ["trials (num_samples)", f"{sp.num_samples}, at most {sp.max_concurrent} at once"],
+        ["trials (num_samples)", f"{sp.num_samples}, at most {sp.max_concurrent} at once"
+         + "".join(f"; {e['num_samples']} more in `{Path(e['dir']).name}/` (--extend)"
+                   for e in result.summary.get("extensions") or [])],
         ["searcher", f"Optuna {search.sampler.upper() if search.sampler == 'tpe' else search.sampler}, seed "
                      f"{search.seed}, {search.n_startup_trials} random start-up trials; points to evaluate: {points}"],
         ["scheduler", f"ASHA on epochs: max_t {s.max_t}, grace_period {s.grace_period}, reduction_factor "
