@@ -12,8 +12,8 @@ falls on every method alike), the same trials (`--trials`), trial length (`--max
   subprocess with its own local Ray as the CLI has; when hpbandster and ConfigSpace import (else skipped).
 The budget is equal in trials x epochs (trial count and max_t), not in seconds: each search's wall time
 is reported beside its value. A method's answer is its best trial's params, confirmed the same way for
-every method: trained again at `--confirm-seeds` training seeds (43, 44, ...; 2 at a time, 1 torch
-thread each) in this process; the value is the mean over those seeds.
+every method: trained again at `--confirm-seeds` training seeds (43, 44, ...; 2 at a time, each in its
+own process, 1 torch thread each); the value is the mean over those seeds.
 Reported per method: median and spread (min-max) over seeds, median wall time, trial-epochs used, the
 best-so-far curve (trial end time, best search value) of each search, and the time each search's curve
 first reaches the default's median confirmed value (and its median search value); a PNG of the curves.
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -298,9 +299,10 @@ def plot(results: dict[str, list[dict[str, Any]]], summary: dict[str, Any], path
 
 
 def confirm(params: dict[str, Any], max_t: int, n: int, out: Path) -> float:
-    """The mean best val/mse_v of `params` trained at seeds 43, 44, ...: 2 at a time."""
-    with ThreadPoolExecutor(2) as pool:
-        return statistics.fmean(pool.map(lambda i: _train(params, max_t, 43 + i, out), range(n)))
+    """The mean best val/mse_v of `params` trained at seeds 43, 44, ...: 2 at a time, each in its own process
+    (two threads of one process would share torch's global random state: not reproducible)."""
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return statistics.fmean(pool.map(_train, [params] * n, [max_t] * n, [43 + i for i in range(n)], [out] * n))
 
 
 def main() -> None:
@@ -311,10 +313,15 @@ def main() -> None:
     ap.add_argument("--confirm-seeds", type=int, default=2)
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search_efficiency.json")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                    help="summarise the runs of earlier outputs together (e.g. seeds 0-2 and 3-5) into --out")
     ap.add_argument("--bohb-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bohb_child:
         bohb_child(args.bohb_child)
+        return
+    if args.combine:
+        print(json.dumps(combine(args), indent=1))
         return
     skipped = {}
     methods = list(args.methods)
@@ -343,10 +350,27 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
 
 
+def combine(args: argparse.Namespace) -> dict[str, Any]:
+    """One summary and PNG over the runs of several outputs of this script (their load averages listed)."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    skipped: dict[str, str] = {}
+    loads = []
+    for path in args.combine:
+        data = json.loads(path.read_text())
+        for m, rs in data["runs"].items():
+            results.setdefault(m, []).extend(rs)
+        skipped.update(data["summary"].get("skipped", {}))
+        loads.append({"from": str(path), **data["loadavg"]})
+    for rs in results.values():
+        rs.sort(key=lambda r: r["seed"])
+    args.seeds = sorted({r["seed"] for rs in results.values() for r in rs})
+    return _write(args, results, skipped, {"runs": loads})
+
+
 def _write(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], skipped: dict[str, str],
            load: dict[str, Any]) -> dict[str, Any]:
     summary = {**summarise(results), "skipped": skipped}
-    args.out.write_text(json.dumps({"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    args.out.write_text(json.dumps({"args": json.loads(json.dumps(vars(args), default=str)),
                                     "loadavg": load, "summary": summary, "runs": results}, indent=1))
     plot(results, summary, args.out.with_suffix(".png"))
     return summary

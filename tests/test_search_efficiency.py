@@ -41,3 +41,26 @@ def test_summary_times_each_method_to_the_default_median():
     assert s["random"]["median_time_to_default_confirmed_s"] == 90
     assert s["default"]["time_to_default_search_s"] == [None, 60, 30]
     assert s["default"]["median_time_to_default_search_s"] == 60
+
+
+def test_combine_summarises_the_runs_of_several_outputs(tmp_path):
+    import argparse
+    import json
+
+    from benchmarks.search_efficiency import combine
+
+    parts = []
+    for i, seeds in enumerate(([0, 1], [2])):
+        runs = {"default": [_run(s, 0.70 - 0.01 * s, 0.72, [[50, 0.72]]) for s in seeds],
+                "optuna": [_run(s, 0.65, 0.66, [[20, 0.66]]) for s in seeds]}
+        part = tmp_path / f"part{i}.json"
+        part.write_text(json.dumps({"runs": runs, "summary": {"skipped": {"bohb": "no hpbandster"}},
+                                    "loadavg": {"start": [1.0, 1.0, 1.0]}}))
+        parts.append(part)
+    out = tmp_path / "all.json"
+    summary = combine(argparse.Namespace(combine=parts, out=out, seeds=None))
+    assert summary["default"]["seeds"] == [0, 1, 2] and summary["default_median_confirmed"] == 0.69
+    assert summary["optuna"]["median_time_to_default_confirmed_s"] == 20
+    assert summary["skipped"] == {"bohb": "no hpbandster"}
+    assert json.loads(out.read_text())["args"]["seeds"] == [0, 1, 2]
+    assert out.with_suffix(".png").stat().st_size > 0
