@@ -61,7 +61,7 @@ def _tune_trials(path: Path) -> list:
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("grow")
+    tmp = tmp_path_factory.mktemp("extend")
     space = {
         "base": search_base(tmp), "num_samples": 2, "max_concurrent": 2,
         "scheduler": {"max_t": 2, "grace_period": 1, "reduction_factor": 2},
