@@ -13,6 +13,7 @@ names below it are the human profile's, which a search optimises.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -90,7 +91,13 @@ def metric_for(name: str) -> Optional[Metric]:
     if name in REGISTRY:
         return REGISTRY[name]
     wave = _WAVE.fullmatch(name)
-    return registry(wave.group(1).upper()).get(name) if wave else None
+    return _wave_row(name, wave.group(1).upper()) if wave else None
+
+
+@functools.lru_cache(maxsize=256)
+def _wave_row(name: str, primary: str) -> Optional[Metric]:
+    """One wave metric's row, built once: a trial history's every key of every epoch is looked up."""
+    return registry(primary).get(name)
 
 
 def mode_of(name: str) -> Optional[str]:
