@@ -33,8 +33,8 @@ def test_kill_9_mid_search_then_resume_keeps_one_record_per_trial(tmp_path):
     search = Background("abr_tune.search", "--space", str(tmp_path / "space.yaml"), "--storage-path",
                         str(tmp_path / "runs"), "--name", "k9", *flags)
     search.wait_for("started with configuration", count=3)
-    time.sleep(2.5)
-    search.signal(signal.SIGKILL, group=False)
+    _until_a_trial_is_mid_run_after_one_finished(exp, search)
+    search.signal(signal.SIGKILL, group=False)  # the driver holds the study's writes: it is frozen from here
     search.kill_group()  # the Ray processes it started
     study = optuna.load_study(study_name="k9", storage=f"sqlite:///{exp / 'optuna.db'}")
     assert any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)  # the kill hit running trials
@@ -59,3 +59,17 @@ def test_kill_9_mid_search_then_resume_keeps_one_record_per_trial(tmp_path):
     extend.wait_for("Extending experiment")
     extend.kill_group()
     assert f"Extending experiment {exp}: 1 more trials (6 -> 7)" in extend.output
+
+
+def _until_a_trial_is_mid_run_after_one_finished(exp, search: Background, timeout: float = 180) -> None:
+    """Polls the study (a fixed sleep raced the trials on a fast machine: all had finished) until one
+    trial has finished and another has reported an epoch and is still running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and search.proc.poll() is None:
+        trials = optuna.load_study(study_name="k9", storage=f"sqlite:///{exp / 'optuna.db'}").trials
+        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
+        if running and any(t.state.is_finished() for t in trials):
+            return
+        time.sleep(0.05)
+    search.kill_group()
+    raise AssertionError(f"no trial was mid-run after another finished; output:\n{search.output[-4000:]}")
