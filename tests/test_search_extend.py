@@ -262,6 +262,32 @@ def test_restored_asha_cuts_new_trials_against_the_earlier_trials_rungs(tmp_path
     assert late.on_trial_result(None, trial("new2", None), {"epoch": 1, "val/mse_v": 0.9}) == TrialScheduler.STOP
 
 
+def test_restored_asha_stops_again_a_trial_tune_had_stopped_before_the_kill(tmp_path):
+    """Tune's last save can predate ASHA's stop of a trial: the restored Tune runs it again from its
+    checkpoint, past the rung that stopped it. Its result.json holds the stop (`done` before max_t)."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from abr_tune.hpo.scheduler import RestoredASHA
+
+    def restored(name: str, rows: list[dict]) -> SimpleNamespace:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return SimpleNamespace(trial_id=name, path=str(tmp_path / name), storage=SimpleNamespace(trial_dir_name=name))
+
+    asha = RestoredASHA(time_attr="epoch", metric="val/mse_v", mode="min", max_t=4, grace_period=1,
+                        reduction_factor=2, stop_last_trials=False)
+    stopped = restored("stopped", [{"epoch": 1, "val/mse_v": 0.9, "done": False},
+                                   {"epoch": 2, "val/mse_v": 0.8, "done": True}])
+    running = restored("running", [{"epoch": 1, "val/mse_v": 0.5, "done": False},
+                                   {"epoch": 2, "val/mse_v": 0.4, "done": False}])
+    finished = restored("finished", [{"epoch": 4, "val/mse_v": 0.3, "done": True}])  # ran to max_t
+    for t in (stopped, running, finished):
+        asha.on_trial_add(None, t)
+    assert asha.on_trial_result(None, stopped, {"epoch": 3, "val/mse_v": 0.1}) == TrialScheduler.STOP
+    assert asha.on_trial_result(None, running, {"epoch": 3, "val/mse_v": 0.35}) == TrialScheduler.CONTINUE
+    assert asha.ended == {"stopped"}
+
+
 def test_asha_of_an_extension_cuts_its_trials_against_the_earlier_tune_experiments():
     """An extension's ASHA is seeded with the earlier trials' (epoch, value) when it learns the metric; seeding
     again (Tune hands the metric again when it restores an interrupted extension) records nothing twice."""

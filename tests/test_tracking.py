@@ -42,8 +42,8 @@ def _history(client, run_id: str, key: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
-@pytest.mark.timeout(300)
-def test_search_logs_each_trial_and_the_best_config_to_mlflow(tmp_path):
+@pytest.mark.timeout(600)
+def test_search_logs_each_trial_and_the_best_config_to_mlflow_and_extend_adds_to_it(tmp_path):
     pytest.importorskip("mlflow")
     proc = run_cli("abr_tune.search", "--space", str(_space(tmp_path)), "--storage-path", str(tmp_path / "runs"),
                    "--name", "tracked", "--dashboard-port", str(free_port()), "--logger", "mlflow", timeout=280)
@@ -69,6 +69,20 @@ def test_search_logs_each_trial_and_the_best_config_to_mlflow(tmp_path):
     local = Path(client.download_artifacts(best[0].info.run_id, "best_config.yaml", str(tmp_path)))
     assert yaml.safe_load(local.read_text()) == yaml.safe_load((exp / "best_config.yaml").read_text())
     assert (exp / STORE_DIR / "artifacts").is_dir()  # the local store keeps its artifacts in the experiment
+
+    # --extend logs to the tracker the search started with: its trial joins the experiment, a new `best` follows
+    proc = run_cli("abr_tune.search", "--extend", str(exp), "--num-samples", "1", "--dashboard-port",
+                   str(free_port()), timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((exp / "search_summary.json").read_text())
+    runs = client.search_runs([experiment.experiment_id])
+    trials = {r.data.tags["trial_name"].split()[0]: r for r in runs if "trial_name" in r.data.tags}
+    assert sorted(trials) == sorted(t["trial_id"] for t in summary["trials"]) and len(trials) == 3
+    new = next(t for t in summary["trials"] if "/extend_2/" in t["trial_dir"])
+    assert _history(client, trials[new["trial_id"]].info.run_id, "val/mse_v") == [
+        (h["epoch"], pytest.approx(h["val/mse_v"])) for h in new["history"]]
+    best = sorted((r for r in runs if r.info.run_name == "best"), key=lambda r: r.info.start_time)
+    assert len(best) == 2 and best[-1].data.tags["abr_tune.best_trial"] == summary["best"]["trial_id"]
 
 
 @pytest.mark.timeout(300)

@@ -6,6 +6,11 @@ Tune does not save its scheduler: a resumed search, or an extension (a new Tune 
 always be promoted, whatever the earlier trials scored there. `RestoredASHA` refills the rungs
 from each restored trial's own result.json when Tune adds it back, and is seeded with the results
 of the search's earlier Tune experiments (`earlier`), so new trials are cut against every earlier trial.
+
+A trial Tune had already ended when the search was killed (its result.json holds a result marked
+`done` before `max_t`: ASHA stopped it) but whose end came after Tune's last save is run again by the
+restored Tune from its checkpoint, past the rung that stopped it; it is stopped again at its first
+result, so the study's record of it (PRUNED), its summary and Tune agree.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class RestoredASHA(ASHAScheduler):
                  earlier: Sequence[tuple[str, Sequence[tuple[float, float]]]] = (), **kwargs: Any) -> None:
         super().__init__(time_attr=time_attr, **kwargs)
         self.replay_time_attr, self.replay_metric = time_attr, kwargs.get("metric")
+        self.max_t = kwargs.get("max_t", 100)  # ASHAScheduler's default
+        self.ended: set[str] = set()  # restored trials Tune had stopped before the kill
         self.earlier = [(str(tid), [(float(t), float(v)) for t, v in rows]) for tid, rows in earlier]
         if self.replay_metric is not None:
             self._seed()
@@ -62,24 +69,46 @@ class RestoredASHA(ASHAScheduler):
             return
         for epoch, value in reported(trial, self.replay_time_attr, self.replay_metric):
             self.on_trial_result(tune_controller, trial, {self.replay_time_attr: epoch, self.replay_metric: value})
+        if stopped_at(trial, self.replay_time_attr, self.max_t) is not None:
+            self.ended.add(trial.trial_id)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if trial.trial_id in self.ended:
+            return self.STOP
+        return super().on_trial_result(tune_controller, trial, result)
 
 
 def reported(trial: Any, time_attr: str, metric: str) -> list[tuple[float, float]]:
     """(time, metric) of every finite result the trial logged before, first report of each time;
     none for a new trial (or one whose results live on remote storage only)."""
-    if getattr(trial.storage, "trial_dir_name", None) is None:  # a new trial: no directory yet
-        return []
-    try:
-        lines = (Path(trial.path) / TUNE_RESULT_FILE).read_text().splitlines()
-    except (OSError, TypeError):  # never reported, or its directory is on remote storage
-        return []
     seen: dict[float, float] = {}
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:  # the last line of a run that was killed mid-write
-            continue
+    for row in _logged(trial):
         t, value = row.get(time_attr), row.get(metric)
         if isinstance(t, (int, float)) and isinstance(value, (int, float)) and math.isfinite(value):
             seen.setdefault(float(t), float(value))
     return sorted(seen.items())
+
+
+def stopped_at(trial: Any, time_attr: str, max_t: float) -> float | None:
+    """The time of the result Tune ended the trial on before `max_t` (Tune marks it `done`), or None."""
+    ends = [row.get(time_attr) for row in _logged(trial) if row.get("done") is True]
+    ends = [t for t in ends if isinstance(t, (int, float)) and t < max_t]
+    return min(ends) if ends else None
+
+
+def _logged(trial: Any) -> list[dict]:
+    """The rows of the trial's result.json that read; none for a new trial (no directory yet) or one
+    whose results live on remote storage only."""
+    if getattr(trial.storage, "trial_dir_name", None) is None:
+        return []
+    try:
+        lines = (Path(trial.path) / TUNE_RESULT_FILE).read_text().splitlines()
+    except (OSError, TypeError):
+        return []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # the last line of a run that was killed mid-write
+            continue
+    return [r for r in rows if isinstance(r, dict)]

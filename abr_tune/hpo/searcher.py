@@ -23,7 +23,8 @@ sampler with its random state; never an open database. A restored searcher reope
 `tune_restore.restoring(exp)` the copy in `exp` (a copied or moved experiment resumes against its
 own optuna.db). Trials still RUNNING in the study go on under their Tune trials; those asked for
 after Tune's last save are unknown to the restored Tune, and Tune's next new trials run their points,
-so each study trial belongs to one Tune trial. A state saved when this searcher subclassed Tune's
+so each study trial belongs to one Tune trial (one that began and ended between two saves keeps its
+study record without a Tune trial). A state saved when this searcher subclassed Tune's
 `OptunaSearch` (an experiment interrupted before the upgrade) is read too.
 """
 
