@@ -67,9 +67,10 @@ class RestoredASHA(ASHAScheduler):
         super().on_trial_add(tune_controller, trial)
         if self.replay_metric is None:
             return
-        for epoch, value in reported(trial, self.replay_time_attr, self.replay_metric):
+        rows = _logged(trial)
+        for epoch, value in _scores(rows, self.replay_time_attr, self.replay_metric):
             self.on_trial_result(tune_controller, trial, {self.replay_time_attr: epoch, self.replay_metric: value})
-        if stopped_at(trial, self.replay_time_attr, self.max_t) is not None:
+        if _stopped_before(rows, self.replay_time_attr, self.max_t):
             self.ended.add(trial.trial_id)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
@@ -81,19 +82,22 @@ class RestoredASHA(ASHAScheduler):
 def reported(trial: Any, time_attr: str, metric: str) -> list[tuple[float, float]]:
     """(time, metric) of every finite result the trial logged before, first report of each time;
     none for a new trial (or one whose results live on remote storage only)."""
+    return _scores(_logged(trial), time_attr, metric)
+
+
+def _scores(rows: list[dict], time_attr: str, metric: str) -> list[tuple[float, float]]:
     seen: dict[float, float] = {}
-    for row in _logged(trial):
+    for row in rows:
         t, value = row.get(time_attr), row.get(metric)
         if isinstance(t, (int, float)) and isinstance(value, (int, float)) and math.isfinite(value):
             seen.setdefault(float(t), float(value))
     return sorted(seen.items())
 
 
-def stopped_at(trial: Any, time_attr: str, max_t: float) -> float | None:
-    """The time of the result Tune ended the trial on before `max_t` (Tune marks it `done`), or None."""
-    ends = [row.get(time_attr) for row in _logged(trial) if row.get("done") is True]
-    ends = [t for t in ends if isinstance(t, (int, float)) and t < max_t]
-    return min(ends) if ends else None
+def _stopped_before(rows: list[dict], time_attr: str, max_t: float) -> bool:
+    """Whether Tune ended the trial on a result before `max_t` (it marks that result `done`)."""
+    return any(row.get("done") is True and isinstance(row.get(time_attr), (int, float)) and row[time_attr] < max_t
+               for row in rows)
 
 
 def _logged(trial: Any) -> list[dict]:
