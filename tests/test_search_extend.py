@@ -264,10 +264,15 @@ def test_restored_asha_cuts_new_trials_against_the_earlier_trials_rungs(tmp_path
 
 def test_restored_asha_stops_again_a_trial_tune_had_stopped_before_the_kill(tmp_path):
     """Tune's last save can predate ASHA's stop of a trial: the restored Tune runs it again from its
-    checkpoint, past the rung that stopped it. Its result.json holds the stop (`done` before max_t)."""
+    checkpoint, past the rung that stopped it. Its result.json holds the stop (`done` before max_t) when
+    Tune copied it after the stop; the study's PRUNED record always does."""
+    import optuna
     from ray.tune.schedulers import TrialScheduler
 
+    from abr_tune.hpo.layout import Experiment
     from abr_tune.hpo.scheduler import RestoredASHA
+    from abr_tune.hpo.searcher import RAY_TRIAL_ID
+    from abr_tune.hpo.tune_restore import restoring
 
     def restored(name: str, rows: list[dict]) -> SimpleNamespace:
         (tmp_path / name).mkdir()
@@ -281,11 +286,24 @@ def test_restored_asha_stops_again_a_trial_tune_had_stopped_before_the_kill(tmp_
     running = restored("running", [{"epoch": 1, "val/mse_v": 0.5, "done": False},
                                    {"epoch": 2, "val/mse_v": 0.4, "done": False}])
     finished = restored("finished", [{"epoch": 4, "val/mse_v": 0.3, "done": True}])  # ran to max_t
-    for t in (stopped, running, finished):
-        asha.on_trial_add(None, t)
+    # Stopped after Tune's last copy of result.json to the experiment: only the study records the stop.
+    late = restored("late", [{"epoch": 1, "val/mse_v": 0.9, "done": False}])
+    exp = Experiment(space=None, name="k9", storage_path=str(tmp_path))
+    exp.local_dir.mkdir()
+    study = optuna.create_study(study_name="k9", storage=f"sqlite:///{exp.study_db}")
+    for tid, state in (("late", optuna.trial.TrialState.PRUNED), ("running", optuna.trial.TrialState.RUNNING)):
+        trial = study.ask()
+        trial.set_user_attr(RAY_TRIAL_ID, tid)
+        trial.report(0.9, 1)
+        if state != optuna.trial.TrialState.RUNNING:
+            study.tell(trial, state=state)
+    with restoring(exp):
+        for t in (stopped, running, finished, late):
+            asha.on_trial_add(None, t)
     assert asha.on_trial_result(None, stopped, {"epoch": 3, "val/mse_v": 0.1}) == TrialScheduler.STOP
+    assert asha.on_trial_result(None, late, {"epoch": 2, "val/mse_v": 0.1}) == TrialScheduler.STOP
     assert asha.on_trial_result(None, running, {"epoch": 3, "val/mse_v": 0.35}) == TrialScheduler.CONTINUE
-    assert asha.ended == {"stopped"}
+    assert asha.ended == {"stopped", "late"}
 
 
 def test_asha_of_an_extension_cuts_its_trials_against_the_earlier_tune_experiments():

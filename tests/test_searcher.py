@@ -111,7 +111,8 @@ def test_the_saved_state_is_the_study_location_and_the_trial_map_and_continues_i
     restored.on_trial_complete("t1", {"epoch": 3.0, "val/mse_v": 0.55})
     assert restored.suggest("t3") == forgotten  # Tune's next new trial runs the forgotten trial's point
     restored.on_trial_complete("t3", {"epoch": 3.0, "val/mse_v": 0.2})
-    restored.suggest("t4")  # then a new one
+    # then a new one: the sampler's saved random state would draw the forgotten trial's point again
+    assert restored.suggest("t4") != forgotten
     copy = _study(tmp_path / "b" / "optuna.db").trials
     assert [(t.number, t.user_attrs[RAY_TRIAL_ID], t.state.name) for t in copy] == [
         (0, "t0", "COMPLETE"), (1, "t1", "COMPLETE"), (2, "t3", "COMPLETE"), (3, "t4", "RUNNING")]

@@ -7,10 +7,12 @@ always be promoted, whatever the earlier trials scored there. `RestoredASHA` ref
 from each restored trial's own result.json when Tune adds it back, and is seeded with the results
 of the search's earlier Tune experiments (`earlier`), so new trials are cut against every earlier trial.
 
-A trial Tune had already ended when the search was killed (its result.json holds a result marked
-`done` before `max_t`: ASHA stopped it) but whose end came after Tune's last save is run again by the
-restored Tune from its checkpoint, past the rung that stopped it; it is stopped again at its first
-result, so the study's record of it (PRUNED), its summary and Tune agree.
+A trial ASHA had already stopped when the search was killed, but after Tune's last save, is run again
+by the restored Tune from its checkpoint, past the rung that stopped it; it is stopped again at its
+first result, so the study's record of it (PRUNED), its summary and Tune agree. The study knows it
+(its record is PRUNED); its result.json may not: Tune writes result.json on the driver and copies it to
+the experiment directory when it saves, so a stop after the last save is missing there (where it is
+there, a result marked `done` before `max_t`, it counts too).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler
 
 from .layout import TUNE_RESULT_FILE
+from .searcher import RAY_TRIAL_ID
+from .study import tune_trials_in_state
+from .tune_restore import restored_experiment
 
 
 class RestoredASHA(ASHAScheduler):
@@ -41,7 +46,8 @@ class RestoredASHA(ASHAScheduler):
         super().__init__(time_attr=time_attr, **kwargs)
         self.replay_time_attr, self.replay_metric = time_attr, kwargs.get("metric")
         self.max_t = kwargs.get("max_t", 100)  # ASHAScheduler's default
-        self.ended: set[str] = set()  # restored trials Tune had stopped before the kill
+        self.ended: set[str] = set()  # restored trials ASHA had stopped before the kill
+        self._pruned: dict[str, set[str]] = {}  # study file -> the Tune trial ids it records as PRUNED
         self.earlier = [(str(tid), [(float(t), float(v)) for t, v in rows]) for tid, rows in earlier]
         if self.replay_metric is not None:
             self._seed()
@@ -70,8 +76,21 @@ class RestoredASHA(ASHAScheduler):
         rows = _logged(trial)
         for epoch, value in _scores(rows, self.replay_time_attr, self.replay_metric):
             self.on_trial_result(tune_controller, trial, {self.replay_time_attr: epoch, self.replay_metric: value})
-        if _stopped_before(rows, self.replay_time_attr, self.max_t):
+        if _stopped_before(rows, self.replay_time_attr, self.max_t) or trial.trial_id in self._pruned_in_study():
             self.ended.add(trial.trial_id)
+
+    def _pruned_in_study(self) -> set[str]:
+        """While Tune restores an experiment, the Tune trials its study records as PRUNED (read once)."""
+        exp = restored_experiment()
+        if exp is None:
+            return set()
+        pruned = getattr(self, "_pruned", None)
+        if pruned is None:  # a scheduler pickled in tuner.pkl before it kept this
+            pruned = self._pruned = {}
+        key = str(exp.study_db)
+        if key not in pruned:
+            pruned[key] = tune_trials_in_state(exp.study_db, exp.study_name, RAY_TRIAL_ID, "PRUNED")
+        return pruned[key]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if trial.trial_id in self.ended:

@@ -24,7 +24,8 @@ sampler with its random state; never an open database. A restored searcher reope
 own optuna.db). Trials still RUNNING in the study go on under their Tune trials; those asked for
 after Tune's last save are unknown to the restored Tune, and Tune's next new trials run their points,
 so each study trial belongs to one Tune trial (one that began and ended between two saves keeps its
-study record without a Tune trial). A state saved when this searcher subclassed Tune's
+study record without a Tune trial); the restored sampler is reseeded, or its saved random state would
+draw the points of the trials asked for after the save again. A state saved when this searcher subclassed Tune's
 `OptunaSearch` (an experiment interrupted before the upgrade) is read too.
 """
 
@@ -186,6 +187,8 @@ class OptunaStudySearch(Searcher):
                 self._live[tid] = self._running(number)
         known = set(self._trials.values())
         self._orphans = [n for n, t in sorted(by_number.items()) if t.state == TrialState.RUNNING and n not in known]
+        if known and max(by_number) > max(known):  # asked after Tune's last save: the sampler's saved random
+            self._sampler.reseed_rng()  # state would draw their points again for the next new trials
         return self._study
 
     def _running(self, number: int) -> optuna.trial.Trial:

@@ -44,6 +44,19 @@ def study_name(db: Path, expected: str) -> str:
     return names[0]
 
 
+def tune_trials_in_state(db: Path, name: str, key: str, state: str) -> set[str]:
+    """The user attribute `key` (the Tune trial's id) of the study's trials in `state` (e.g. "PRUNED");
+    none when there is no study file yet."""
+    import optuna
+
+    if not db.is_file():
+        return set()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState[state],))
+    return {str(t.user_attrs[key]) for t in trials if key in t.user_attrs}
+
+
 def fail_unfinished(db: Path, name: str) -> int:
     """Tell Optuna that the trials still RUNNING in the study failed; returns how many.
 
