@@ -1,8 +1,9 @@
 """Every CLI on bad input: exit 2, one `abr-tune: error:` line, no traceback, nothing written.
 
 One table, one test. Each row is (what is wrong, command, arguments built in the workspace,
-what the error line must say). All commands run in parallel with one shared workspace as
-their CWD; it holds a finished tiny training run, and every file and directory in it is
+what the error line must say). Each command's first row runs as a child process, as a user runs
+it; the others through the command's `main(argv)` in the test's process. All share one workspace
+as their CWD; it holds a finished tiny training run, and every file and directory in it is
 fingerprinted (size, mtime, sha256) before and after: no command may add, change or remove
 anything. Several rows repeat cases tested elsewhere; this table is where they are all seen.
 """
@@ -10,6 +11,7 @@ anything. Several rows repeat cases tested elsewhere; this table is where they a
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import assert_user_error, free_port, run_cli, tiny_config
+from conftest import assert_user_error, free_port, run_cli, run_main, tiny_config
 
 CKPT = "runs/tiny/checkpoints/tiny_last.pt"  # the workspace's finished run
 COND = ["--age", "30", "--intensity", "80", "--rate", "21.1", "--fmp", "3"]
@@ -165,22 +167,32 @@ def workspace(tmp_path_factory):
 
 
 @pytest.mark.timeout(300)
-def test_every_bad_input_is_one_error_line_and_writes_nothing(workspace):
+def test_every_bad_input_is_one_error_line_and_writes_nothing(workspace, capsys, monkeypatch):
     assert len(CASES) >= 20 and {c[1] for c in CASES} == {"train", "search", "sample", "evaluate", "retrain", "report"}
     commands = [(label, module, [str(a) for a in make(workspace)], fragment) for label, module, make, fragment in CASES]
     before = _fingerprint(workspace.root)
     assert CKPT in before
-
-    def run(case):
-        label, module, args, _ = case
-        return run_cli(f"abr_tune.{module}", *args, cwd=workspace.root, timeout=120)
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        procs = list(pool.map(run, commands))
+    # Each command's first row as a user runs it (a child process: no traceback reaches the terminal), the
+    # rest through its main(argv) in this process, in the workspace, the environment restored after each.
+    first = {module: i for i, (_, module, _, _) in reversed(list(enumerate(commands)))}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        children = {i: pool.submit(run_cli, f"abr_tune.{commands[i][1]}", *commands[i][2], cwd=workspace.root,
+                                   timeout=120) for i in first.values()}
+        monkeypatch.chdir(workspace.root)
+        results = {}
+        for i, (_, module, args, _) in enumerate(commands):
+            if i not in children:
+                env = dict(os.environ)
+                results[i] = run_main(capsys, f"abr_tune.{module}", *args)
+                os.environ.clear()
+                os.environ.update(env)
+        results.update({i: child.result() for i, child in children.items()})
     failures = []
-    for (label, module, args, fragment), proc in zip(commands, procs, strict=True):
+    for i, (label, module, args, fragment) in enumerate(commands):
+        proc = results[i]
         errors = [line for line in proc.stderr.splitlines() if line.startswith("abr-tune: error:")]
-        print(f"{module:8} {label:22} rc={proc.returncode} {errors[0] if errors else proc.stderr[-300:]}")
+        how = "child" if i in children else "main()"
+        print(f"{module:8} {label:22} {how:6} rc={proc.returncode} {errors[0] if errors else proc.stderr[-300:]}")
         try:
             assert_user_error(proc, fragment)
         except AssertionError as err:
