@@ -174,7 +174,9 @@ def test_every_bad_input_is_one_error_line_and_writes_nothing(workspace, capsys,
     assert CKPT in before
     # Each command's first row as a user runs it (a child process: no traceback reaches the terminal), the
     # rest through its main(argv) in this process, in the workspace, the environment restored after each.
-    first = {module: i for i, (_, module, _, _) in reversed(list(enumerate(commands)))}
+    first: dict[str, int] = {}
+    for i, (_, module, _, _) in enumerate(commands):
+        first.setdefault(module, i)
     with ThreadPoolExecutor(max_workers=2) as pool:
         children = {i: pool.submit(run_cli, f"abr_tune.{commands[i][1]}", *commands[i][2], cwd=workspace.root,
                                    timeout=120) for i in first.values()}
