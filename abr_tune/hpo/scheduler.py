@@ -47,7 +47,7 @@ class RestoredASHA(ASHAScheduler):
         self.replay_time_attr, self.replay_metric = time_attr, kwargs.get("metric")
         self.max_t = kwargs.get("max_t", 100)  # ASHAScheduler's default
         self.ended: set[str] = set()  # restored trials ASHA had stopped before the kill
-        self._pruned: dict[str, set[str]] = {}  # study file -> the Tune trial ids it records as PRUNED
+        self._pruned: set[str] | None = None  # the Tune trial ids the restored study records as PRUNED
         self.earlier = [(str(tid), [(float(t), float(v)) for t, v in rows]) for tid, rows in earlier]
         if self.replay_metric is not None:
             self._seed()
@@ -84,13 +84,9 @@ class RestoredASHA(ASHAScheduler):
         exp = restored_experiment()
         if exp is None:
             return set()
-        pruned = getattr(self, "_pruned", None)
-        if pruned is None:  # a scheduler pickled in tuner.pkl before it kept this
-            pruned = self._pruned = {}
-        key = str(exp.study_db)
-        if key not in pruned:
-            pruned[key] = tune_trials_in_state(exp.study_db, exp.study_name, RAY_TRIAL_ID, "PRUNED")
-        return pruned[key]
+        if getattr(self, "_pruned", None) is None:  # getattr: a scheduler pickled in tuner.pkl before it kept this
+            self._pruned = tune_trials_in_state(exp.study_db, exp.study_name, RAY_TRIAL_ID, "PRUNED")
+        return self._pruned
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if trial.trial_id in self.ended:
